@@ -1,0 +1,1 @@
+"""The thin HTTP API: authenticate, authorize, validate, then append an event or read a view."""

@@ -1,0 +1,1 @@
+"""Edges: ingest, storage, code mapping, notification channels and crypto."""

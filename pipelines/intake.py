@@ -1,0 +1,52 @@
+"""Accepting events from outside: validate against the catalog, append, or reject into the dead-letter store."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from pipelines.deadletter import DeadLetterStore
+from schemas.registry import REGISTRY, SchemaError
+from streams.log.port import EventLog, Position
+from streams.topics import publish
+
+MAX_EVENT_BYTES = 1_000_000
+
+
+class Rejected(ValueError):
+    def __init__(self, reason: str, dead_letter_id: str):
+        super().__init__(reason)
+        self.reason, self.dead_letter_id = reason, dead_letter_id
+
+
+@dataclass
+class EventIntake:
+    log: EventLog
+    dead_letters: DeadLetterStore
+    channel: str = "event-json"
+
+    def submit(self, body: bytes, source: str) -> list[Position]:
+        """Append one envelope or a JSON array of envelopes (all or nothing); raise :class:`Rejected` otherwise."""
+        try:
+            envelopes = self._parse(body)
+        except SchemaError as exc:
+            letter = self.dead_letters.put(channel=self.channel, source=source, reason=exc.reason, body=body)
+            raise Rejected(exc.reason, letter) from None
+        return publish(self.log, envelopes)
+
+    @staticmethod
+    def _parse(body: bytes) -> list:
+        if len(body) > MAX_EVENT_BYTES:
+            raise SchemaError(f"body is {len(body)} bytes; the limit is {MAX_EVENT_BYTES} (send smaller batches)")
+        try:
+            doc = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise SchemaError(f"not valid UTF-8 JSON: {exc}") from None
+        items = doc if isinstance(doc, list) else [doc]
+        out = []
+        for i, item in enumerate(items):
+            try:
+                out.append(REGISTRY.parse_bytes(json.dumps(item).encode()))
+            except SchemaError as exc:
+                prefix = f"event #{i}: " if isinstance(doc, list) else ""
+                raise SchemaError(prefix + exc.reason) from None
+        return out

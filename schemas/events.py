@@ -1,0 +1,335 @@
+"""The event catalog: one pydantic model per event type and version.
+
+A model's docstring is its description in ``docs/events.md``.  To change an event in a way old readers cannot
+take, add a new version and an upcaster in :mod:`schemas.upcasters`; never edit a published version.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.registry import REGISTRY
+from schemas.types import (
+    DicomUID,
+    Encrypted,
+    HospitalCode,
+    Identifier,
+    LookupToken,
+    Modality,
+    PatientClass,
+    PersonKey,
+    Sex,
+    Sha256Hex,
+    ShortText,
+)
+
+event = REGISTRY.register
+
+
+class Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProtectedPerson(Payload):
+    """A person as a hospital knows them, with every identifying field encrypted or tokenised."""
+
+    name: Encrypted | None = None
+    id_number: Encrypted | None = None
+    id_token: LookupToken | None = Field(None, description="HMAC token of the normalised ID number, for look-ups")
+    phone: Encrypted | None = None
+    phone_token: LookupToken | None = Field(None, description="HMAC token of the normalised phone number")
+    sex: Sex = "U"
+    birth_year: int | None = Field(None, ge=1880, le=2200)
+    hospital_patient_id: Identifier | None = Field(None, description="the hospital's own patient ID (MRN)")
+
+
+# ---------------------------------------------------------------- visits and doctors (HIS)
+
+
+@event("VisitStarted", topic="person")
+class VisitStarted(Payload):
+    """A patient's outpatient, emergency or inpatient visit began at a hospital."""
+
+    hospital: HospitalCode
+    visit_id: Identifier
+    person_key: PersonKey
+    person: ProtectedPerson
+    patient_class: PatientClass
+    department: ShortText
+    doctor_id: Identifier | None = None
+
+
+@event("DoctorSignedIn", topic="directory")
+class DoctorSignedIn(Payload):
+    """A doctor signed in to the hospital's HIS; the plugin page of that doctor wakes up."""
+
+    hospital: HospitalCode
+    doctor_id: Identifier
+    department: ShortText | None = None
+    workstation: ShortText | None = None
+
+
+@event("PatientOpened", topic="person")
+class PatientOpened(Payload):
+    """A doctor opened a patient's record in the HIS."""
+
+    hospital: HospitalCode
+    doctor_id: Identifier
+    person_key: PersonKey
+    visit_id: Identifier | None = None
+
+
+# ---------------------------------------------------------------- orders, studies, reports
+
+
+@event("ExamOrdered", topic="person", version=2)
+class ExamOrdered(Payload):
+    """A doctor ordered an imaging exam. Item codes are the hospital's own; mapping to standard items is separate."""
+
+    hospital: HospitalCode
+    order_id: Identifier
+    person_key: PersonKey
+    visit_id: Identifier | None = None
+    local_item_code: ShortText
+    local_item_name: ShortText
+    modality: Modality | None = None
+    patient_class: PatientClass = "outpatient"
+    doctor_id: Identifier | None = None
+    accession_number: Identifier | None = None
+
+
+@event("ExamCancelled", topic="person")
+class ExamCancelled(Payload):
+    """An order was cancelled before it was performed."""
+
+    hospital: HospitalCode
+    order_id: Identifier
+    person_key: PersonKey
+    reason: ShortText | None = None
+
+
+@event("StudyReceived", topic="person")
+class StudyReceived(Payload):
+    """The first instance of a study reached our storage."""
+
+    hospital: HospitalCode
+    study_uid: DicomUID
+    person_key: PersonKey
+    accession_number: Identifier | None = None
+    modality: Modality | None = None
+    study_date: date | None = None
+
+
+class SeriesSummary(Payload):
+    series_uid: DicomUID
+    modality: Modality
+    body_part: ShortText | None = None
+    description: ShortText | None = None
+    instance_count: int = Field(ge=0)
+
+
+@event("StudyCompleted", topic="person")
+class StudyCompleted(Payload):
+    """Every instance the source announced has arrived; the manifest hash identifies exactly what was stored."""
+
+    hospital: HospitalCode
+    study_uid: DicomUID
+    person_key: PersonKey
+    accession_number: Identifier | None = None
+    order_id: Identifier | None = None
+    study_date: date
+    modalities: list[Modality]
+    description: ShortText | None = None
+    series: list[SeriesSummary]
+    instance_count: int = Field(ge=0)
+    total_bytes: int = Field(ge=0)
+    manifest_sha256: Sha256Hex
+
+
+@event("ReportFinalized", topic="person")
+class ReportFinalized(Payload):
+    """A radiologist signed the report of a study."""
+
+    hospital: HospitalCode
+    report_id: Identifier
+    person_key: PersonKey
+    study_uid: DicomUID | None = None
+    accession_number: Identifier | None = None
+    findings: Encrypted
+    impression: Encrypted
+    author_id: Identifier
+    signed_at: datetime
+    critical: bool = False
+
+
+@event("ReportAmended", topic="person")
+class ReportAmended(Payload):
+    """A signed report was corrected; the new text replaces the old, which stays on the log."""
+
+    hospital: HospitalCode
+    report_id: Identifier
+    person_key: PersonKey
+    findings: Encrypted
+    impression: Encrypted
+    author_id: Identifier
+    signed_at: datetime
+    reason: ShortText
+
+
+@event("PatientLinked", topic="person")
+class PatientLinked(Payload):
+    """A hospital-scoped person key was found to be the same person as a national-ID person key.
+
+    Sent on the partition of ``person_key``; views move the hospital-scoped history under it.
+    """
+
+    person_key: PersonKey
+    linked_key: PersonKey
+    hospital: HospitalCode
+    method: Literal["id_number", "manual", "mpi"]
+
+
+# ---------------------------------------------------------------- doctor side
+
+
+@event("ReminderRaised", topic="person")
+class ReminderRaised(Payload):
+    """A doctor was shown how many exams the patient has at other hospitals."""
+
+    hospital: HospitalCode
+    doctor_id: Identifier
+    person_key: PersonKey
+    trigger: Literal["patient_opened", "visit_started", "exam_ordered"]
+    exam_count: int = Field(ge=0)
+    study_uids: list[DicomUID]
+
+
+@event("DuplicateFound", topic="person")
+class DuplicateFound(Payload):
+    """An ordered item matches an earlier exam that may be recognised instead of repeated."""
+
+    hospital: HospitalCode
+    order_id: Identifier
+    person_key: PersonKey
+    standard_item: Identifier
+    candidate_study_uid: DicomUID
+    candidate_hospital: HospitalCode
+    rule_version: ShortText
+
+
+@event("RecognitionDecided", topic="person")
+class RecognitionDecided(Payload):
+    """The doctor accepted (已互认) or declined an earlier exam for an ordered item."""
+
+    hospital: HospitalCode
+    order_id: Identifier
+    person_key: PersonKey
+    standard_item: Identifier
+    candidate_study_uid: DicomUID
+    doctor_id: Identifier
+    decision: Literal["accepted", "declined"]
+    reason_code: Identifier | None = None
+    reason_text: ShortText | None = None
+
+
+# ---------------------------------------------------------------- patient side and audit
+
+
+@event("ShareCreated", topic="person")
+class ShareCreated(Payload):
+    """A patient shared a study by link; the security code is stored only as a hash."""
+
+    share_id: Identifier
+    person_key: PersonKey
+    study_uids: list[DicomUID]
+    expires_at: datetime
+    code_hash: ShortText
+
+
+@event("ShareViewed", topic="person")
+class ShareViewed(Payload):
+    """Someone opened a share link and gave the right security code."""
+
+    share_id: Identifier
+    person_key: PersonKey
+    viewer_ip_token: LookupToken | None = None
+
+
+@event("ShareRevoked", topic="person")
+class ShareRevoked(Payload):
+    """The patient revoked a share before it expired."""
+
+    share_id: Identifier
+    person_key: PersonKey
+
+
+@event("StudyViewed", topic="person")
+class StudyViewed(Payload):
+    """Audit: images or the report of a study were opened."""
+
+    person_key: PersonKey
+    study_uid: DicomUID
+    actor: Identifier
+    role: Literal["doctor", "patient", "share", "regulator", "operator"]
+    hospital: HospitalCode | None = None
+
+
+@event("RecordAccessed", topic="person")
+class RecordAccessed(Payload):
+    """Audit: a person's data was read through an API (which view, by whom)."""
+
+    person_key: PersonKey
+    actor: Identifier
+    role: ShortText
+    resource: ShortText
+
+
+# ---------------------------------------------------------------- quality and storage
+
+
+@event("QCScored", topic="person")
+class QCScored(Payload):
+    """Automatic image-quality scores of a series under a versioned protocol."""
+
+    study_uid: DicomUID
+    series_uid: DicomUID
+    person_key: PersonKey
+    hospital: HospitalCode
+    protocol: Identifier
+    protocol_version: ShortText
+    scores: dict[Literal["coverage", "positioning", "artefact", "clarity"], float]
+    total: float = Field(ge=0, le=100)
+    grade: ShortText
+
+
+@event("RetentionAssigned", topic="storage")
+class RetentionAssigned(Payload):
+    """A stored object was given a retention class and a date before which it must not be deleted."""
+
+    object_sha256: Sha256Hex
+    study_uid: DicomUID
+    retention_class: Identifier
+    retain_until: date
+    legal_hold: bool = False
+
+
+@event("ReplicaWritten", topic="storage")
+class ReplicaWritten(Payload):
+    """A copy of an object was written to a data centre."""
+
+    object_sha256: Sha256Hex
+    site: Identifier
+    url: ShortText
+    size: int = Field(ge=0)
+
+
+@event("ReplicaVerified", topic="storage")
+class ReplicaVerified(Payload):
+    """A replica's bytes were read back and hashed."""
+
+    object_sha256: Sha256Hex
+    site: Identifier
+    ok: bool
+    detail: ShortText | None = None

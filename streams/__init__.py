@@ -1,0 +1,1 @@
+"""Log backends, pure processors, the two runtimes and the materialized views."""

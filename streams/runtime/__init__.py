@@ -1,0 +1,1 @@
+"""Runtimes that feed the log to the processors: embedded (in-process) and Faust on Kafka."""

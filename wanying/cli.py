@@ -1,0 +1,145 @@
+"""The ``wanying`` command."""
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import typer
+
+from wanying.settings import Settings
+from wanying.wiring import Platform
+
+app = typer.Typer(help="Wanying 皖影: regional medical-imaging exchange", no_args_is_help=True)
+schemas_app = typer.Typer(help="Event schemas", no_args_is_help=True)
+views_app = typer.Typer(help="Materialized views", no_args_is_help=True)
+dead_app = typer.Typer(help="Dead-letter store", no_args_is_help=True)
+app.add_typer(schemas_app, name="schemas")
+app.add_typer(views_app, name="views")
+app.add_typer(dead_app, name="deadletters")
+
+
+def _platform() -> Platform:
+    return Platform(Settings())
+
+
+@schemas_app.command("export")
+def schemas_export(
+    out: Path = typer.Option(Path("schemas/json"), help="folder for the JSON Schemas"),
+    docs: Path = typer.Option(Path("docs/events.md"), help="event catalog page generated from the schemas"),
+) -> None:
+    """Write one JSON Schema per event type and regenerate docs/events.md."""
+    from schemas.export import export_json_schemas, render_catalog
+
+    written = export_json_schemas(out)
+    docs.parent.mkdir(parents=True, exist_ok=True)
+    docs.write_text(render_catalog())
+    typer.echo(f"wrote {len(written)} schemas to {out} and the catalog to {docs}")
+
+
+@views_app.command("rebuild")
+def views_rebuild() -> None:
+    """Drop every view and rebuild it by replaying the log from the start."""
+    platform = _platform()
+    n = platform.rebuild_views()
+    typer.echo(f"rebuilt views from {n} events: {json.dumps(platform.projector.count_rows())}")
+
+
+@views_app.command("status")
+def views_status() -> None:
+    """Row counts and how far the views lag behind the log."""
+    from api.app import _lag
+
+    platform = _platform()
+    typer.echo(json.dumps({"rows": platform.projector.count_rows(), "lag": _lag(platform)}))
+
+
+@dead_app.command("list")
+def dead_list(channel: str = typer.Option(None), limit: int = 50) -> None:
+    """Open dead letters, one JSON line each."""
+    for d in _platform().dead_letters.list(channel=channel, limit=limit):
+        typer.echo(json.dumps({"id": d.id, "received_at": d.received_at, "channel": d.channel,
+                               "source": d.source, "reason": d.reason, "size": d.size}, ensure_ascii=False))
+
+
+@dead_app.command("replay")
+def dead_replay(letter_id: str) -> None:
+    """Submit a dead letter's original bytes again (after the cause was fixed)."""
+    platform = _platform()
+    platform.dead_letters.replay(letter_id, lambda body, source: platform.intake.submit(body, source))
+    typer.echo(f"replayed {letter_id}")
+
+
+@app.command()
+def demo(
+    seed: int = typer.Option(20261128, help="same seed, same world"),
+    scale: float = typer.Option(1.0, help="multiplies patients, visits and image sizes"),
+    out: Path = typer.Option(None, help="folder for DICOM files (default: DATA_DIR/demo)"),
+) -> None:
+    """Generate the demo world and load its events (idempotent: loading twice adds nothing)."""
+    from wanying.demo_loader import load_demo
+
+    platform = _platform()
+    summary = load_demo(platform, seed=seed, scale=scale, out=out, progress=True)
+    typer.echo(json.dumps(summary, ensure_ascii=False))
+
+
+@app.command()
+def run(
+    demo_data: bool = typer.Option(True, "--demo/--no-demo", help="load the demo world on start"),
+    seed: int = 20261128,
+    scale: float = 1.0,
+) -> None:
+    """Start the embedded platform: log, processors, projector and API. Ctrl-C stops it cleanly."""
+    import uvicorn
+
+    from api.app import create_app
+    from api.auth import TokenStore
+
+    settings = Settings()
+    platform = Platform(settings)
+    tokens_file = settings.resolved_tokens_file()
+    if not tokens_file.exists():
+        TokenStore.create_dev(tokens_file)
+    dev_tokens = json.loads(tokens_file.with_name("dev-tokens.json").read_text())
+
+    stop = threading.Event()
+    runner = platform.runner()
+    worker = threading.Thread(target=runner.run, args=(stop,), name="projector", daemon=True)
+    worker.start()
+    if demo_data:
+        from wanying.demo_loader import load_demo
+
+        summary = load_demo(platform, seed=seed, scale=scale, out=None, progress=True)
+        typer.echo(f"demo world: {json.dumps(summary, ensure_ascii=False)}")
+
+    base = f"http://{settings.api_host}:{settings.api_port}"
+    typer.echo("\n皖影 Wanying is running (embedded runtime)")
+    typer.echo(f"  health     {base}/health")
+    typer.echo(f"  readiness  {base}/ready")
+    typer.echo(f"  API docs   {base}/docs")
+    typer.echo(f"  stats      {base}/api/v1/stats   (Authorization: Bearer {dev_tokens['operator']})")
+    typer.echo(f"  data       {settings.data_dir.resolve()}")
+    typer.echo("  demo tokens per role are in " + str(tokens_file.with_name("dev-tokens.json")))
+    typer.echo("Press Ctrl-C to stop.\n")
+
+    server = uvicorn.Server(uvicorn.Config(create_app(platform, TokenStore.load(tokens_file)),
+                                           host=settings.api_host, port=settings.api_port, log_level="warning"))
+    try:
+        server.run()
+    finally:
+        stop.set()
+        worker.join(timeout=10)
+        platform.close()
+        typer.echo("stopped cleanly")
+
+
+def main() -> None:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""Settings from the environment (``WANYING_*``) or a ``.env`` file. One place for every knob."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WANYING_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Path("var")
+    log_backend: Literal["sqlite", "kafka"] = "sqlite"
+    log_fsync: Literal["full", "normal", "off"] = "full"
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_topic_prefix: str = "wanying."
+    views_url: str = ""  # default: SQLite in data_dir
+    deadletter_url: str = ""  # default: SQLite in data_dir
+    keys_file: Path | None = None  # default: data_dir/keys.json (created on first start; production uses a KMS)
+    api_host: str = "127.0.0.1"
+    api_port: int = 8420
+    api_tokens_file: Path | None = None  # default: data_dir/api-tokens.json
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "log.sqlite"
+
+    def resolved_views_url(self) -> str:
+        return self.views_url or f"sqlite:///{(self.data_dir / 'views.sqlite').resolve()}"
+
+    def resolved_deadletter_url(self) -> str:
+        return self.deadletter_url or f"sqlite:///{(self.data_dir / 'deadletters.sqlite').resolve()}"
+
+    def resolved_keys_file(self) -> Path:
+        return self.keys_file or self.data_dir / "keys.json"
+
+    def resolved_tokens_file(self) -> Path:
+        return self.api_tokens_file or self.data_dir / "api-tokens.json"

@@ -1,0 +1,94 @@
+"""Build the platform's parts from settings. The only place that chooses adapters."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from pipelines.crypto import Keyring
+from pipelines.deadletter import DeadLetterStore
+from pipelines.intake import EventIntake
+from streams.log.port import EventLog
+from streams.processors import ALL as PROCESSORS
+from streams.topics import all_topics, create_topics
+from streams.views.projector import Projector
+from wanying.settings import Settings
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": 30})
+
+        @sa.event.listens_for(engine, "connect")
+        def _wal(dbapi_conn, _record):  # readers never block the projector's writer
+            dbapi_conn.execute("PRAGMA journal_mode=WAL")
+            dbapi_conn.execute("PRAGMA synchronous=NORMAL")
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def make_log(settings: Settings) -> EventLog:
+    if settings.log_backend == "kafka":
+        from streams.log.kafka import KafkaLog
+
+        return KafkaLog(settings.kafka_bootstrap, prefix=settings.kafka_topic_prefix)
+    from streams.log.sqlite import SqliteLog
+
+    return SqliteLog(settings.log_path, fsync=settings.log_fsync)
+
+
+@dataclass
+class Platform:
+    settings: Settings
+
+    @cached_property
+    def log(self) -> EventLog:
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        log = make_log(self.settings)
+        create_topics(log)
+        return log
+
+    @cached_property
+    def views_engine(self) -> Engine:
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        return make_engine(self.settings.resolved_views_url())
+
+    @cached_property
+    def projector(self) -> Projector:
+        projector = Projector(self.views_engine, [p() for p in PROCESSORS])
+        projector.create()
+        return projector
+
+    @cached_property
+    def dead_letters(self) -> DeadLetterStore:
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        return DeadLetterStore(make_engine(self.settings.resolved_deadletter_url()))
+
+    @cached_property
+    def keys(self) -> Keyring:
+        return Keyring.load_or_create(self.settings.resolved_keys_file())
+
+    @cached_property
+    def intake(self) -> EventIntake:
+        return EventIntake(self.log, self.dead_letters)
+
+    def topics(self) -> list[str]:
+        return list(all_topics())
+
+    def runner(self):
+        from streams.runtime.embedded import EmbeddedRunner
+
+        return EmbeddedRunner(self.log, self.projector, self.topics())
+
+    def rebuild_views(self) -> int:
+        """Drop every view and replay the whole log into it; returns the number of records applied."""
+        self.projector.drop()
+        self.projector.create()
+        return self.runner().run_until_caught_up()
+
+    def close(self) -> None:
+        if "log" in self.__dict__:
+            self.log.close()
