@@ -21,6 +21,17 @@ app.add_typer(views_app, name="views")
 app.add_typer(dead_app, name="deadletters")
 
 
+def _register_domain_commands() -> None:
+    from interpret.cli import app as interpret_app
+    from qc.cli import app as qc_app
+
+    app.add_typer(interpret_app, name="interpret", help="Report interpretation (marking, OCR)")
+    app.add_typer(qc_app, name="qc", help="Image quality control")
+
+
+_register_domain_commands()
+
+
 def _platform() -> Platform:
     return Platform(Settings())
 
@@ -79,7 +90,7 @@ def demo(
     out: Path = typer.Option(None, help="folder for DICOM files (default: DATA_DIR/demo)"),
 ) -> None:
     """Generate the demo world and load its events (idempotent: loading twice adds nothing)."""
-    from wanying.demo_loader import load_demo
+    from wanying.demo import load_demo
 
     platform = _platform()
     summary = load_demo(platform, seed=seed, scale=scale, out=out, progress=True)
@@ -110,7 +121,7 @@ def run(
     worker = threading.Thread(target=runner.run, args=(stop,), name="projector", daemon=True)
     worker.start()
     if demo_data:
-        from wanying.demo_loader import load_demo
+        from wanying.demo import load_demo
 
         summary = load_demo(platform, seed=seed, scale=scale, out=None, progress=True)
         typer.echo(f"demo world: {json.dumps(summary, ensure_ascii=False)}")

@@ -1,0 +1,1 @@
+"""Deployment files for the province, and the starters of local services used by tests and benchmarks."""

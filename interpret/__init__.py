@@ -1,0 +1,1 @@
+"""interpret: see docs/architecture.md."""

@@ -1,0 +1,37 @@
+"""Shared fixtures. Real services are started here, on loopback, and stopped at the end of the session."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from infra import services
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory) -> services.Broker:
+    """A real Kafka-protocol broker (Tansu) for the whole test session."""
+    broker = services.start_tansu(tmp_path_factory.mktemp("tansu"))
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory) -> services.Postgres:
+    server = services.start_postgres(Path(tmp_path_factory.mktemp("pg")))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server, request) -> str:
+    """A fresh database per test on the session's PostgreSQL server."""
+    import sqlalchemy as sa
+
+    name = "t_" + "".join(c if c.isalnum() else "_" for c in request.node.name.lower())[:50]
+    admin = sa.create_engine(postgres_server.url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return postgres_server.url.rsplit("/", 1)[0] + "/" + name
