@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(postgresql-15)
+APT_PACKAGES=(postgresql-15 fonts-noto-cjk)
 
 need_apt=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -41,6 +41,7 @@ class Keyring:
     partition_secret: bytes
     token_keys: dict[str, bytes] = field(default_factory=dict)
     active_token: str = ""
+    shredded: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         if self.active not in self.data_keys:
@@ -68,10 +69,17 @@ class Keyring:
             raise CryptoError("not an encrypted value") from None
         if scheme != "enc1":
             raise CryptoError(f"unknown encryption scheme {scheme!r}")
+        if kid in self.shredded:
+            raise CryptoError(f"key {kid!r} was shredded: values encrypted under it are gone for good")
         key = self.data_keys.get(kid)
         if key is None:
-            raise CryptoError(f"key {kid!r} is not in the key ring (rotated out or shredded)")
-        raw = _b64d(body)
+            raise CryptoError(f"key {kid!r} is not in the key ring (load the key ring that made this value)")
+        try:
+            raw = _b64d(body)
+        except ValueError:
+            raise CryptoError("encrypted value is not valid base64url") from None
+        if len(raw) < 12 + 16:
+            raise CryptoError("encrypted value is too short to be AES-GCM ciphertext")
         try:
             return AESGCM(key).decrypt(raw[:12], raw[12:], context.encode()).decode()
         except InvalidTag:
@@ -97,13 +105,24 @@ class Keyring:
         return cls(data_keys={"k1": os.urandom(32)}, active="k1", partition_secret=os.urandom(32))
 
     def rotate(self) -> str:
-        """Add a new data key and make it active; returns its id."""
-        kid = f"k{len(self.data_keys) + 1}"
-        while kid in self.data_keys:
-            kid += "x"
+        """Add a new data key and make it active; returns its id. Ids are never reused, not even shredded ones."""
+        used = set(self.data_keys) | self.shredded
+        n = len(used) + 1
+        while f"k{n}" in used:
+            n += 1
+        kid = f"k{n}"
         self.data_keys[kid] = os.urandom(32)
         self.active = kid
         return kid
+
+    def shred(self, kid: str) -> None:
+        """Destroy a data key: every value encrypted under it becomes unreadable (crypto-shredding)."""
+        if kid == self.active:
+            raise CryptoError(f"key {kid!r} is active; rotate to a new key before shredding it")
+        if kid not in self.data_keys:
+            raise CryptoError(f"key {kid!r} is not in the key ring")
+        del self.data_keys[kid]
+        self.shredded.add(kid)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -113,6 +132,7 @@ class Keyring:
                 "partition_secret": _b64e(self.partition_secret),
                 "token_keys": {k: _b64e(v) for k, v in self.token_keys.items()},
                 "active_token": self.active_token,
+                "shredded": sorted(self.shredded),
             },
             indent=2,
         )
@@ -126,6 +146,7 @@ class Keyring:
             partition_secret=_b64d(doc["partition_secret"]),
             token_keys={k: _b64d(v) for k, v in doc.get("token_keys", {}).items()},
             active_token=doc.get("active_token", ""),
+            shredded=set(doc.get("shredded", [])),
         )
 
     @classmethod

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import random
 import time
 import uuid
 from datetime import datetime, timezone
@@ -10,10 +11,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
-def new_event_id(unix_ms: int | None = None) -> uuid.UUID:
-    """A UUIDv7 (RFC 9562): 48-bit milliseconds, then random bits; sorts by creation time."""
+def new_event_id(unix_ms: int | None = None, rng: random.Random | None = None) -> uuid.UUID:
+    """A UUIDv7 (RFC 9562): 48-bit milliseconds, then random bits; sorts by creation time.
+
+    With a seeded ``rng`` the id is reproducible (generated worlds reload without duplicates)."""
     ms = int(time.time() * 1000) if unix_ms is None else unix_ms
-    rand = int.from_bytes(os.urandom(10), "big")
+    rand = rng.getrandbits(80) if rng is not None else int.from_bytes(os.urandom(10), "big")
     value = (ms & ((1 << 48) - 1)) << 80
     value |= 0x7 << 76  # version
     value |= ((rand >> 62) & 0xFFF) << 64  # rand_a, 12 bits

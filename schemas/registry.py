@@ -77,7 +77,13 @@ class EventRegistry:
             step = self._upcasters.get((envelope.type, version))
             if step is None:
                 raise SchemaError(f"no upcaster for {envelope.type} from version {version}")
-            payload, version = step(dict(payload)), version + 1
+            try:
+                payload = step(dict(payload))
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise SchemaError(
+                    f"{envelope.type} version {version} payload cannot be upgraded: {exc}"
+                ) from None
+            version += 1
         if version == envelope.schema_version:
             return envelope
         return envelope.model_copy(update={"payload": payload, "schema_version": version})

@@ -93,8 +93,9 @@ class ExamHistory(Processor[dict[str, Any]]):
                 if exam["status"] in ("ordered", "cancelled"):
                     exam["status"] = "imaging"
             else:
+                if exam["status"] in ("ordered", "cancelled", "imaging"):  # a report may come before the last image
+                    exam["status"] = "imaged"
                 exam.update(
-                    status="imaged",
                     modality="/".join(p["modalities"]),
                     description=p.get("description") or exam["description"],
                     instance_count=p["instance_count"],
