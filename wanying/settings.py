@@ -15,12 +15,22 @@ class Settings(BaseSettings):
     log_fsync: Literal["full", "normal", "off"] = "full"
     kafka_bootstrap: str = "127.0.0.1:9092"
     kafka_topic_prefix: str = "wanying."
+    # Faust worker (``wanying worker`` with the kafka backend). Tansu takes half the session timeout to let a
+    # member join a group, so keep it short; heartbeats go at a third of it.
+    faust_app_id: str = "wanying-views"
+    broker_session_timeout: float = 6.0
+    worker_batch: int = 1000
     views_url: str = ""  # default: SQLite in data_dir
     deadletter_url: str = ""  # default: SQLite in data_dir
     keys_file: Path | None = None  # default: data_dir/keys.json (created on first start; production uses a KMS)
     api_host: str = "127.0.0.1"
     api_port: int = 8420
     api_tokens_file: Path | None = None  # default: data_dir/api-tokens.json
+    # Report interpretation: any OpenAI-compatible chat API the hospital runs; empty = offline fallback only.
+    chat_base_url: str = ""
+    chat_model: str = ""
+    chat_api_key: str = ""
+    chat_timeout_s: float = 20.0
 
     @property
     def log_path(self) -> Path:
