@@ -71,6 +71,7 @@ def require(*roles: str) -> Callable[[Request], Principal]:
             raise HTTPException(403, f"role {principal.role!r} may not do this (needs one of {', '.join(roles)})")
         return principal
 
+    check.roles = roles  # type: ignore[attr-defined]  # lets tests list every route's roles
     return check
 
 

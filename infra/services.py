@@ -144,3 +144,107 @@ def postgres() -> Iterator[Postgres]:
     finally:
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- S3 (moto) and a hospital PACS (Orthanc)
+
+
+@dataclass
+class Moto:
+    """A local S3 API (``moto_server``). Credentials are dummies; pass ``endpoint_url`` to s3fs/boto3."""
+
+    endpoint_url: str
+    process: subprocess.Popen
+
+    @property
+    def storage_options(self) -> dict:
+        return {"endpoint_url": self.endpoint_url, "key": "testing", "secret": "testing"}
+
+    def env(self) -> dict[str, str]:
+        return {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+                "AWS_ENDPOINT_URL": self.endpoint_url}
+
+    def create_bucket(self, name: str) -> None:
+        import boto3
+
+        boto3.client("s3", endpoint_url=self.endpoint_url, aws_access_key_id="testing",
+                     aws_secret_access_key="testing", region_name="us-east-1").create_bucket(Bucket=name)
+
+    def stop(self) -> None:
+        _stop(self.process)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def start_moto(workdir: Path, port: int | None = None) -> Moto:
+    port = port or free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
+    exe = Path(os.sys.executable).parent / "moto_server"
+    proc = subprocess.Popen([str(exe if exe.exists() else "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=open(workdir / f"moto-{port}.log", "wb"), stderr=subprocess.STDOUT)
+    wait_for_port(port, proc=proc)
+    return Moto(f"http://127.0.0.1:{port}", proc)
+
+
+@dataclass
+class Orthanc:
+    """Orthanc from Debian on loopback: REST at ``url``, DICOM at ``dicom_port`` with AE title ``aet``."""
+
+    url: str
+    http_port: int
+    dicom_port: int
+    aet: str
+    workdir: Path
+    process: subprocess.Popen
+
+    def stop(self) -> None:
+        _stop(self.process)
+
+
+def start_orthanc(workdir: Path, *, aet: str = "HOSPPACS", modalities: dict[str, list] | None = None,
+                  extra: dict | None = None) -> Orthanc:
+    """``modalities``: Orthanc's ``DicomModalities`` (name -> [AET, host, port]), the C-MOVE destinations."""
+    import json
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    http_port, dicom_port = free_port(), free_port()
+    plugins = [p for p in ("/usr/share/orthanc/plugins/libOrthancDicomWeb.so",
+                           "/usr/share/orthanc/plugins/libOrthancGdcm.so") if Path(p).exists()]
+    config = {
+        "Name": f"orthanc-{aet}",
+        "StorageDirectory": str(workdir / "storage"),
+        "IndexDirectory": str(workdir / "index"),
+        "HttpPort": http_port,
+        "DicomPort": dicom_port,
+        "DicomAet": aet,
+        "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": False,
+        # Orthanc 1.10 cannot bind to loopback only: HTTP answers local clients only, and DICOM only peers
+        # registered below from 127.0.0.1.
+        "DicomModalities": {"storescu": ["STORESCU", "127.0.0.1", 104], **(modalities or {})},
+        "DicomAlwaysAllowEcho": False,
+        "DicomAlwaysAllowStore": False,
+        "DicomAlwaysAllowFind": False,
+        "DicomAlwaysAllowMove": False,
+        "DicomCheckModalityHost": True,
+        "Plugins": plugins,
+        "StableAge": 2,
+        "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
+        **(extra or {}),
+    }
+    cfg_path = workdir / "orthanc.json"
+    cfg_path.write_text(json.dumps(config, indent=2))
+    exe = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
+    proc = subprocess.Popen([exe, str(cfg_path)], stdout=open(workdir / "orthanc.log", "wb"),
+                            stderr=subprocess.STDOUT, cwd=workdir, env={**os.environ, "TCP_NODELAY": "1"})
+    wait_for_port(http_port, proc=proc)
+    wait_for_port(dicom_port, proc=proc)
+    return Orthanc(f"http://127.0.0.1:{http_port}", http_port, dicom_port, aet, workdir, proc)

@@ -87,6 +87,23 @@ class PlainPerson:
     hospital_patient_id: str | None = None
 
 
+def person_key_of(person: PlainPerson, hospital: str, keys: Keyring) -> str:
+    """The partition key: from the ID number when there is one, else scoped to the hospital's patient ID.
+
+    Raises :class:`InvalidIdNumber` with a reason that names no personal data.
+    """
+    id_number = normalise_id_number(person.id_number) if person.id_number else None
+    return _key(id_number, person, hospital, keys)
+
+
+def _key(id_number: str | None, person: PlainPerson, hospital: str, keys: Keyring) -> str:
+    if id_number:
+        return keys.person_key(id_number)
+    if person.hospital_patient_id:
+        return keys.hospital_person_key(hospital, person.hospital_patient_id)
+    raise InvalidIdNumber("a person needs an ID number or the hospital's patient ID")
+
+
 def protect(person: PlainPerson, hospital: str, keys: Keyring) -> tuple[str, ProtectedPerson]:
     """Return the partition key and the protected record of a person.
 
@@ -94,12 +111,7 @@ def protect(person: PlainPerson, hospital: str, keys: Keyring) -> tuple[str, Pro
     """
     id_number = normalise_id_number(person.id_number) if person.id_number else None
     phone = normalise_phone(person.phone) if person.phone else None
-    if id_number:
-        key = keys.person_key(id_number)
-    elif person.hospital_patient_id:
-        key = keys.hospital_person_key(hospital, person.hospital_patient_id)
-    else:
-        raise InvalidIdNumber("a person needs an ID number or the hospital's patient ID")
+    key = _key(id_number, person, hospital, keys)
     sex = person.sex or (sex_of(id_number) if id_number else "U")
     birth = person.birth_date or (birth_date_of(id_number) if id_number else None)
     protected = ProtectedPerson(

@@ -24,12 +24,16 @@ class EventIntake:
     dead_letters: DeadLetterStore
     channel: str = "event-json"
 
-    def submit(self, body: bytes, source: str) -> list[Position]:
-        """Append one envelope or a JSON array of envelopes (all or nothing); raise :class:`Rejected` otherwise."""
+    def submit(self, body: bytes, source: str, *, file_rejects: bool = True) -> list[Position]:
+        """Append one envelope or a JSON array of envelopes (all or nothing); raise :class:`Rejected` otherwise.
+
+        ``file_rejects=False`` is for replaying a dead letter: a body that still fails is not filed a second time.
+        """
         try:
             envelopes = self._parse(body)
         except SchemaError as exc:
-            letter = self.dead_letters.put(channel=self.channel, source=source, reason=exc.reason, body=body)
+            letter = "" if not file_rejects else self.dead_letters.put(
+                channel=self.channel, source=source, reason=exc.reason, body=body)
             raise Rejected(exc.reason, letter) from None
         return publish(self.log, envelopes)
 

@@ -333,3 +333,147 @@ class ReplicaVerified(Payload):
     site: Identifier
     ok: bool
     detail: ShortText | None = None
+
+
+# ---------------------------------------------------------------- DICOM ingest (instances and study life-cycle)
+
+
+@event("InstanceStored", topic="storage")
+class InstanceStored(Payload):
+    """A DICOM instance was stored byte for byte (a re-sent identical instance produces no event).
+
+    ``dataset_sha256`` is the hash of the dataset exactly as the hospital sent it; ``object_sha256`` names the stored
+    Part 10 object. ``version`` is 1 for a new SOP Instance UID and grows when changed content arrives under it.
+    """
+
+    hospital: HospitalCode
+    person_key: PersonKey
+    study_uid: DicomUID
+    series_uid: DicomUID
+    sop_uid: DicomUID
+    sop_class_uid: DicomUID
+    transfer_syntax: DicomUID
+    object_sha256: Sha256Hex
+    dataset_sha256: Sha256Hex
+    size: int = Field(ge=0)
+    version: int = Field(ge=1)
+    source_ae: ShortText
+    modality: Modality | None = None
+
+
+@event("InstanceRevised", topic="person")
+class InstanceRevised(Payload):
+    """A known SOP Instance UID arrived with different content; both versions are kept."""
+
+    hospital: HospitalCode
+    person_key: PersonKey
+    study_uid: DicomUID
+    sop_uid: DicomUID
+    version: int = Field(ge=2)
+    object_sha256: Sha256Hex
+    previous_object_sha256: Sha256Hex
+
+
+@event("StudyReopened", topic="person")
+class StudyReopened(Payload):
+    """An instance arrived for a study already announced complete; a new ``StudyCompleted`` will follow."""
+
+    hospital: HospitalCode
+    person_key: PersonKey
+    study_uid: DicomUID
+    sop_uid: DicomUID
+    previous_manifest_sha256: Sha256Hex | None = None
+
+
+# ---------------------------------------------------------------- HIS ingest and exam-code mapping
+
+
+@event("PatientUpdated", topic="person")
+class PatientUpdated(Payload):
+    """A hospital sent new details for a patient (HL7 ADT^A08, FHIR Patient, JSON ``patient``)."""
+
+    hospital: HospitalCode
+    person_key: PersonKey
+    person: ProtectedPerson
+    visit_id: Identifier | None = None
+
+
+@event("ExamCodeMapped", topic="directory")
+class ExamCodeMapped(Payload):
+    """A hospital's local exam code now maps to these standard items (replacing any earlier mapping)."""
+
+    hospital: HospitalCode
+    local_code: ShortText
+    local_name: ShortText
+    standard_items: list[Identifier] = Field(min_length=1)
+    method: Literal["auto", "manual", "import"]
+    catalog_version: ShortText
+    actor: Identifier | None = None
+    previous_items: list[Identifier] | None = None
+
+
+@event("ExamCodeQueued", topic="directory")
+class ExamCodeQueued(Payload):
+    """A local exam code could not be mapped on its own and waits for review, with ranked suggestions."""
+
+    hospital: HospitalCode
+    local_code: ShortText
+    local_name: ShortText
+    reason: ShortText
+    suggestions: list[Identifier]
+    catalog_version: ShortText
+
+
+@event("ExamCodeMappingRemoved", topic="directory")
+class ExamCodeMappingRemoved(Payload):
+    """A mapping was withdrawn; the local code goes back to the review queue."""
+
+    hospital: HospitalCode
+    local_code: ShortText
+    actor: Identifier
+    reason: ShortText
+
+
+# ---------------------------------------------------------------- report interpretation (patient conversations)
+
+
+class MarkedTerm(Payload):
+    """A glossary term found in the report (the glossary's canonical term, never the report's own words)."""
+
+    canonical: ShortText
+    level: Literal["normal_variant", "follow_up", "see_doctor", "urgent"]
+    negated: bool = False
+    uncertain: bool = False
+
+
+@event("ConversationStarted", topic="person")
+class ConversationStarted(Payload):
+    """A patient began asking about a report. The report itself is referenced, never copied; a photographed paper
+    report has no reference. ``person_key`` is absent when the report is not linked to a known person, and then
+    the conversation id is the partition key."""
+
+    conversation_id: Identifier
+    person_key: PersonKey | None = None
+    study_uid: DicomUID | None = None
+    report_id: Identifier | None = None
+    glossary_version: ShortText
+    terms: list[MarkedTerm]
+    actor: Identifier
+    role: Literal["patient", "doctor"]
+
+
+@event("ConversationTurnRecorded", topic="person")
+class ConversationTurnRecorded(Payload):
+    """One turn of an interpretation conversation: what the patient wrote, or the answer and where it came from
+    (red-flag rule, the model, or the offline fallback and why). The text is encrypted."""
+
+    conversation_id: Identifier
+    person_key: PersonKey | None = None
+    turn_index: int = Field(ge=0)
+    role: Literal["patient", "assistant"]
+    source: Literal["patient", "red_flag", "model", "fallback"]
+    red_flag: ShortText | None = None
+    fallback_reason: ShortText | None = None
+    text: Encrypted
+    model: ShortText | None = None
+    latency_ms: int | None = Field(None, ge=0)

@@ -17,8 +17,10 @@ Encrypted = Annotated[str, StringConstraints(pattern=r"^enc1\.[A-Za-z0-9_-]{1,32
 LookupToken = Annotated[str, StringConstraints(pattern=r"^tok1\.[A-Za-z0-9_-]{1,32}\.[0-9a-f]{64}$")]
 #: HMAC-SHA256 of the normalised national ID number (64 hex), or ``h.<hospital>.<hex>`` for a person known only
 #: to one hospital until a ``PatientLinked`` event joins the two.
-PersonKey = Annotated[str, StringConstraints(pattern=r"^([0-9a-f]{64}|h\.[A-Z0-9_-]{2,32}\.[0-9a-f]{32})$")]
-HospitalCode = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9_-]{2,32}$")]
+PERSON_KEY_PATTERN = r"^([0-9a-f]{64}|h\.[A-Z0-9_-]{2,32}\.[0-9a-f]{32})$"
+PersonKey = Annotated[str, StringConstraints(pattern=PERSON_KEY_PATTERN)]
+HOSPITAL_CODE_PATTERN = r"^[A-Z0-9_-]{2,32}$"
+HospitalCode = Annotated[str, StringConstraints(pattern=HOSPITAL_CODE_PATTERN)]
 DicomUID = Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)*$", max_length=64)]
 Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=64)]

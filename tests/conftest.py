@@ -1,7 +1,6 @@
 """Shared fixtures. Real services are started here, on loopback, and stopped at the end of the session."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
@@ -17,10 +16,10 @@ def kafka_broker(tmp_path_factory) -> services.Broker:
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory) -> services.Postgres:
-    server = services.start_postgres(Path(tmp_path_factory.mktemp("pg")))
-    yield server
-    server.stop()
+def postgres_server() -> services.Postgres:
+    # Not under tmp_path: pytest's base directory is private to root, and the server runs as user postgres.
+    with services.postgres() as server:
+        yield server
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ import json
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 import typer
@@ -78,9 +79,19 @@ def dead_list(channel: str = typer.Option(None), limit: int = 50) -> None:
 @dead_app.command("replay")
 def dead_replay(letter_id: str) -> None:
     """Submit a dead letter's original bytes again (after the cause was fixed)."""
+    from pipelines.intake import Rejected
+
     platform = _platform()
-    platform.dead_letters.replay(letter_id, lambda body, source: platform.intake.submit(body, source))
-    typer.echo(f"replayed {letter_id}")
+    try:
+        positions = platform.dead_letters.replay(
+            letter_id, lambda body, source: platform.intake.submit(body, source, file_rejects=False))
+    except KeyError:
+        typer.echo(f"no open dead letter {letter_id} (see `wanying deadletters list`)", err=True)
+        raise typer.Exit(2) from None
+    except Rejected as exc:
+        typer.echo(f"still rejected, the letter stays open: {exc.reason}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"replayed {letter_id}: {len(positions)} event(s) appended")
 
 
 @app.command()
@@ -114,7 +125,8 @@ def run(
     tokens_file = settings.resolved_tokens_file()
     if not tokens_file.exists():
         TokenStore.create_dev(tokens_file)
-    dev_tokens = json.loads(tokens_file.with_name("dev-tokens.json").read_text())
+    dev_tokens_file = tokens_file.with_name("dev-tokens.json")
+    dev_tokens = json.loads(dev_tokens_file.read_text()) if dev_tokens_file.exists() else {}
 
     stop = threading.Event()
     runner = platform.runner()
@@ -127,24 +139,70 @@ def run(
         typer.echo(f"demo world: {json.dumps(summary, ensure_ascii=False)}")
 
     base = f"http://{settings.api_host}:{settings.api_port}"
-    typer.echo("\n皖影 Wanying is running (embedded runtime)")
-    typer.echo(f"  health     {base}/health")
-    typer.echo(f"  readiness  {base}/ready")
-    typer.echo(f"  API docs   {base}/docs")
-    typer.echo(f"  stats      {base}/api/v1/stats   (Authorization: Bearer {dev_tokens['operator']})")
-    typer.echo(f"  data       {settings.data_dir.resolve()}")
-    typer.echo("  demo tokens per role are in " + str(tokens_file.with_name("dev-tokens.json")))
-    typer.echo("Press Ctrl-C to stop.\n")
-
+    operator = dev_tokens.get("operator", "<an operator token>")
+    banner = [
+        "\n皖影 Wanying is running (embedded runtime)",
+        f"  health     {base}/health",
+        f"  readiness  {base}/ready",
+        f"  API docs   {base}/docs",
+        f"  stats      {base}/api/v1/stats   (Authorization: Bearer {operator})",
+        f"  data       {settings.data_dir.resolve()}",
+        *([f"  demo tokens per role are in {dev_tokens_file}"] if dev_tokens else []),
+        "Press Ctrl-C to stop.\n",
+    ]
     server = uvicorn.Server(uvicorn.Config(create_app(platform, TokenStore.load(tokens_file)),
                                            host=settings.api_host, port=settings.api_port, log_level="warning"))
+    threading.Thread(target=_announce_when_serving, args=(server, banner), name="banner", daemon=True).start()
     try:
         server.run()
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled; stopping on request is a clean exit
+        pass
     finally:
         stop.set()
         worker.join(timeout=10)
         platform.close()
-        typer.echo("stopped cleanly")
+        if server.started:
+            typer.echo("stopped cleanly")
+        else:
+            typer.echo(f"could not serve on {settings.api_host}:{settings.api_port} (in use? set WANYING_API_PORT)",
+                       err=True)
+    if not server.started:
+        raise typer.Exit(1)
+
+
+def _announce_when_serving(server, lines: list[str], timeout: float = 600) -> None:
+    """Print the URLs once the port is bound, not before: a banner for a server that failed would mislead."""
+    deadline = time.monotonic() + timeout
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if server.started:
+        typer.echo("\n".join(lines))
+
+
+@app.command()
+def worker(loglevel: str = typer.Option("info", help="Faust worker log level")) -> None:
+    """Run the stream processors without the API until SIGTERM: Faust agents on Kafka, the embedded runner on
+    SQLite (per WANYING_LOG_BACKEND)."""
+    settings = Settings()
+    platform = Platform(settings)
+    if settings.log_backend == "kafka":
+        from streams.runtime.faust_app import FaustSettings, create_runtime
+
+        faust_settings = FaustSettings(
+            bootstrap=settings.kafka_bootstrap, prefix=settings.kafka_topic_prefix, app_id=settings.faust_app_id,
+            data_dir=settings.data_dir / "faust", session_timeout=settings.broker_session_timeout,
+            batch=settings.worker_batch, topics=platform.topics(),
+        )
+        create_runtime(faust_settings, platform.projector, platform.log).run_worker(loglevel)
+        return
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    runner = platform.runner()
+    runner.batch = settings.worker_batch
+    typer.echo(f"embedded worker: projecting {', '.join(platform.topics())} into {settings.resolved_views_url()}")
+    runner.run(stop)
+    platform.close()
 
 
 def main() -> None:

@@ -44,6 +44,7 @@ outbox = sa.Table(
 )
 
 BOOKKEEPING = (processor_state, view_positions, outbox)
+_CHUNK = 500  # keys per DELETE ... IN: well under SQLite's 32766 bound parameters
 
 
 @dataclass
@@ -136,24 +137,28 @@ class Projector:
         return out
 
     def _save_states(self, conn: Connection, proc: Processor, states: dict[str, Any]) -> None:
+        """Replace the stored state and every view row of the given keys.
+
+        A batch costs a few statements per table whatever the number of keys: DELETE ... IN per chunk of keys
+        (or one executemany for multi-column keys) and one multi-row INSERT.
+        """
         keys = sorted(states)
-        for i in range(0, len(keys), 500):
-            chunk = keys[i : i + 500]
-            conn.execute(
-                processor_state.delete().where(
-                    processor_state.c.processor == proc.name, processor_state.c.state_key.in_(chunk)
-                )
-            )
+        _delete_keys(conn, processor_state, {"processor": proc.name}, "state_key", keys)
         conn.execute(
             processor_state.insert(),
             [{"processor": proc.name, "state_key": k, "state": json.dumps(states[k], sort_keys=True)} for k in keys],
         )
+        selectors = [proc.key_values(key) for key in keys]
+        columns = list(selectors[0])
+        for view in proc.views:
+            t = view.table
+            if len(columns) == 1:
+                _delete_keys(conn, t, {}, columns[0], [sel[columns[0]] for sel in selectors])
+            else:  # row-value IN lists defeat the index on some engines: one parameter set per key instead
+                delete = t.delete().where(sa.and_(*(t.c[c] == sa.bindparam(f"k_{c}") for c in columns)))
+                conn.execute(delete, [{f"k_{c}": sel[c] for c in columns} for sel in selectors])
         inserts: dict[str, list[dict[str, Any]]] = {}
         for key in keys:
-            where = proc.key_values(key)
-            for view in proc.views:
-                t = view.table
-                conn.execute(t.delete().where(sa.and_(*(t.c[c] == v for c, v in where.items()))))
             for table, rows in proc.rows(key, states[key]).items():
                 inserts.setdefault(table, []).extend(rows)
         tables = {v.table.name: v.table for v in proc.views}
@@ -216,3 +221,9 @@ class Projector:
         with self.engine.connect() as conn:
             return {t.name: conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
                     for t in self.view_tables()}
+
+
+def _delete_keys(conn: Connection, table: sa.Table, fixed: dict[str, Any], column: str, values: list[Any]) -> None:
+    for i in range(0, len(values), _CHUNK):
+        where = [table.c[c] == v for c, v in fixed.items()]
+        conn.execute(table.delete().where(*where, table.c[column].in_(values[i : i + _CHUNK])))

@@ -1,0 +1,161 @@
+"""Body part and view: from the DICOM tags first, from the image when tags are missing or contradict it."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from qc import protocol as P
+from qc.exam import RADIOGRAPH_MODALITIES, Exam
+from qc.measures import factor_for
+
+CONFIDENT = 0.6  # image evidence needed to overrule the tags
+
+
+@dataclass
+class Decision:
+    body_part: str | None
+    source: str  # "tags", "image", "image (tags contradicted)", "tags (image unsure)"
+    tag_guess: str | None
+    image_guess: str | None
+    image_confidence: float
+
+
+def _kind(modality: str) -> str:
+    return "radiograph" if modality in RADIOGRAPH_MODALITIES else modality.lower()
+
+
+def from_tags(exam: Exam) -> list[str]:
+    """Protocols whose tag vocabulary matches best; several when the tags cannot tell them apart."""
+    t = exam.tags
+    text = " ".join(t.get(k, "") for k in ("StudyDescription", "SeriesDescription", "ProtocolName")).upper()
+    body = t.get("BodyPartExamined", "").upper()
+    view = t.get("ViewPosition", "").upper()
+    scores = {}
+    for p in P.load_all().values():
+        if _kind(exam.modality) != p.kind:
+            continue
+        s = 0.0
+        if body and body in [b.upper() for b in p.tags.get("body_part", [])]:
+            s += 2
+        if view and view in [v.upper() for v in p.tags.get("view", [])]:
+            s += 1
+        hits = [d for d in p.tags.get("description", []) if d.upper() in text]
+        if hits:
+            s += 1 + 0.1 * max(len(h) for h in hits)  # the more specific keyword wins (腰椎侧 over 腰椎)
+        if s >= 2:
+            scores[p.id] = s
+    if not scores:
+        return []
+    best = max(scores.values())
+    return sorted(k for k, v in scores.items() if v == best)
+
+
+def _margin(value: float, threshold: float, scale: float) -> float:
+    """How far a feature lies from a decision threshold, 0 (on it) to 1 (far)."""
+    return float(min(1.0, abs(value - threshold) / scale))
+
+
+def _radiograph_guess(exam: Exam) -> tuple[str, float, float]:
+    """A small decision tree on anatomy features of the de-tilted image; confidence is the smallest margin
+    along the path."""
+    from qc.radiograph import Radiograph, tilt
+
+    r = Radiograph(exam)
+    angle = tilt(r).where
+    angle = angle["signed_deg"] if angle else 0.0
+    smooth, body = r.smooth, r.body
+    if abs(angle) > 2:
+        smooth = ndi.rotate(smooth, -angle, reshape=False, order=1, mode="nearest")
+        body = ndi.rotate(body.astype(np.float32), -angle, reshape=False, order=0, mode="nearest") > 0.5
+    h, w = smooth.shape
+    lung = float(r.lungs.mean())
+    # a burnt-out film hides the body outline: trust the tags then
+    fs = exam.full_scale or float(r.work.max())
+    p1, p99 = np.percentile(r.work, [1, 99])
+    quality = 0.3 if (r.work <= 0.002 * fs).mean() > 0.05 or (p99 - p1) / fs < 0.25 else 1.0
+    if lung > 0.06:
+        return "chest_pa", _margin(lung, 0.06, 0.04), _margin(lung, 0.06, 0.04)
+    rows = slice(h // 5, 4 * h // 5)
+    width = float(np.median(body[rows].mean(axis=1)))
+    touch = float(body[rows, :2].any(axis=1).mean() + body[rows, -2:].any(axis=1).mean()) / 2
+    sym = _symmetry(smooth, body)
+    conf = _margin(lung, 0.06, 0.04) * quality
+    m_width, m_touch = _margin(width, 0.7, 0.1), _margin(touch, 0.75, 0.2)
+    limb = width < 0.7 and touch < 0.75  # a limb: narrow, air on at least one side
+    if limb:
+        group = min(conf, m_width, m_touch)
+        cut = 1.0 if touch == 0 else 0.3  # a film cut at the side is not symmetric whatever the view
+        return ("knee_ap" if sym >= 0.955 else "knee_lat"), min(group, cut, _margin(sym, 0.955, 0.03)), group
+    failing = [m for m, bad in ((m_width, width >= 0.7), (m_touch, touch >= 0.75)) if bad]
+    group = min(conf, max(failing))
+    if touch < 0.75:  # flanks inside the field: abdomen film
+        return "abdomen_erect", min(group, m_touch), min(group, m_touch)
+    return ("lumbar_ap" if sym >= 0.8 else "lumbar_lat"), min(group, m_touch, _margin(sym, 0.8, 0.1)), min(group, m_touch)
+
+
+GROUPS = {"chest_pa": "chest", "knee_ap": "limb", "knee_lat": "limb", "abdomen_erect": "trunk", "lumbar_ap": "trunk",
+          "lumbar_lat": "trunk"}
+
+
+def _symmetry(img: np.ndarray, body: np.ndarray) -> float:
+    """Mirror correlation about the body's midline column."""
+    cols = np.nonzero(body.any(axis=0))[0]
+    if cols.size < 10:
+        return 0.0
+    mid = int(round((cols[0] + cols[-1]) / 2))
+    half = min(mid, img.shape[1] - mid - 1)
+    left = img[:, mid - half: mid]
+    right = img[:, mid + 1: mid + 1 + half][:, ::-1]
+    a, b = left - left.mean(), right - right.mean()
+    return float((a * b).sum() / max(np.sqrt((a * a).sum() * (b * b).sum()), 1e-9))
+
+
+def _volume_guess(exam: Exam) -> tuple[str, float, float]:
+    guess, conf = _volume_guess2(exam)
+    return guess, conf, conf
+
+
+def _volume_guess2(exam: Exam) -> tuple[str, float]:
+    vol = exam.pixels
+    f = factor_for(vol.shape, 96)
+    small = vol[:, ::f, ::f]
+    mm = exam.spacing[2] * f
+    iop = exam.tags.get("ImageOrientationPatient", "")
+    if exam.modality == "CT":
+        body = small > -500
+        width = float(body.any(axis=1).sum(axis=1).max()) * mm
+        if width < 230:
+            return "ct_head", 0.5 + (230 - width) / 100
+        filled = np.stack([ndi.binary_fill_holes(b) for b in body])
+        lung = float(((small < -400) & filled).sum() / max(filled.sum(), 1))
+        return ("ct_chest", 0.5 + (lung - 0.1) * 3) if lung > 0.1 else ("ct_upper_abdomen", 0.5 + (0.1 - lung) * 5)
+    if iop:
+        v = [float(x) for x in iop.split(",")]
+        normal = np.abs(np.cross(v[:3], v[3:]))
+        if normal[0] > 0.7:
+            return "mr_lumbar", 0.9
+    fg = small > 0.25 * np.percentile(small, 99)
+    width = float(fg.any(axis=1).sum(axis=1).max()) * mm
+    return ("mr_head", 0.5 + (230 - width) / 100) if width < 230 else ("mr_upper_abdomen", 0.5 + (width - 230) / 100)
+
+
+def decide(exam: Exam) -> Decision:
+    tagged = from_tags(exam)
+    try:
+        guess, conf, group_conf = _radiograph_guess(exam) if not exam.is_volume else _volume_guess(exam)
+        conf, group_conf = float(np.clip(conf, 0, 1)), float(np.clip(group_conf, 0, 1))
+    except Exception:  # an image the heuristics cannot read: rely on the tags
+        guess, conf, group_conf = None, 0.0, 0.0
+    tag_guess = tagged[0] if len(tagged) == 1 else None
+    if tagged and guess in tagged:
+        return Decision(guess, "tags", tag_guess or guess, guess, conf)
+    if tag_guess and guess is not None:
+        other_group = GROUPS.get(tag_guess, tag_guess) != GROUPS.get(guess, guess)
+        if (other_group and group_conf >= CONFIDENT) or conf >= CONFIDENT:
+            return Decision(guess, "image (tags contradicted)", tag_guess, guess, conf)
+        return Decision(tag_guess, "tags (image unsure)", tag_guess, guess, conf)
+    if tag_guess:
+        return Decision(tag_guess, "tags (image unreadable)", tag_guess, None, 0.0)
+    return Decision(guess, "image", tagged[0] if tagged else None, guess, conf)

@@ -1,0 +1,206 @@
+"""The distributed runtime: Faust agents run the same processors through the same :class:`Projector` on Kafka.
+
+One agent per logical topic takes batches of events (``take_events`` with a short ``within``), turns them into
+:class:`LogRecord` s (real partition and offset, logical topic name), and applies them with
+:meth:`Projector.apply`, which stores state, view rows and positions in one SQL transaction. Then the decided
+events in the projector's outbox are appended to the log, and only then does Faust ack the batch. The SQL runs in
+one worker thread, so the agents never write concurrently.
+
+Delivery is at least once; effects are idempotent because the projector skips any record below its stored
+position. Faust's exactly-once mode is not used (and aiokafka's idempotent/transactional producers fail on Tansu).
+
+Where a partition resumes: the projector's stored positions, not the group's committed offsets. Faust seeks every
+assigned partition to its committed offset once a rebalance completes (``Consumer.perform_seek``); the consumer
+here answers that seek with the projector's positions instead. Skipping alone would cover a committed offset that
+is *behind* the views (records are read again and skipped), but not one that is *ahead* of them: the views were
+dropped for a rebuild (``wanying views rebuild``), restored from a backup, or the worker stopped while a batch was
+acked but its transaction failed. Seeking to the stored positions covers all three, as the embedded runtime does.
+
+Tansu (the broker we test against) quirks handled here:
+- a group join takes half of ``session.timeout.ms``: the session timeout is a setting (6 s in tests), with the
+  heartbeat at a third of it;
+- aiokafka idempotent/transactional producers fail: neither is enabled (Faust's defaults);
+- RocksDB tables can fail on restart: ``store="memory://"`` (state lives in the projector's SQL anyway);
+- the high watermark it reports is wrong: nothing here reads it (lag is measured from the views' positions).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import faust
+from faust.transport.drivers import aiokafka as aiokafka_driver
+
+from schemas.envelope import Envelope
+from streams.log.port import EventLog, LogRecord
+from streams.topics import PARTITIONS, publish
+from streams.views.projector import Projector
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FaustSettings:
+    bootstrap: str
+    prefix: str = "wanying."
+    app_id: str = "wanying-views"
+    data_dir: Path = Path("var/faust")
+    session_timeout: float = 6.0
+    batch: int = 1000
+    within: float = 0.2
+    retry_pause: float = 1.0
+    topics: Sequence[str] = field(default_factory=lambda: sorted(PARTITIONS))
+
+
+class ProjectorSeekingConsumer(aiokafka_driver.Consumer):
+    """Answers Faust's seek-to-committed with the projector's stored positions."""
+
+    async def seek_to_committed(self) -> Mapping[Any, int]:
+        committed = dict(await super().seek_to_committed())
+        runtime: FaustRuntime | None = getattr(self.app, "wanying_runtime", None)
+        if runtime is None or not committed:
+            return committed
+        positions = await runtime.run_sql(runtime.projector.positions)
+        moves = {}
+        for tp in committed:
+            logical = runtime.logical(tp.topic)
+            if logical is None:
+                continue
+            stored = positions.get((logical, tp.partition), 0)
+            if committed[tp] != stored:
+                moves[tp] = stored
+        if moves:
+            behind = sum(o - (committed[tp] or 0) for tp, o in moves.items() if o > (committed[tp] or 0))
+            ahead = sum((committed[tp] or 0) - o for tp, o in moves.items() if o < (committed[tp] or 0))
+            log.info("seeking %d partitions to the views' positions (%d records skipped that the views already "
+                     "hold, %d read again that they lack)", len(moves), behind, ahead)
+            await self.seek_wait(moves)
+            committed.update(moves)
+        return committed
+
+
+class ProjectorTransport(aiokafka_driver.Transport):
+    Consumer = ProjectorSeekingConsumer
+
+
+class ProjectorApp(faust.App):
+    wanying_runtime: "FaustRuntime | None" = None
+
+    def _new_transport(self) -> ProjectorTransport:
+        return ProjectorTransport(self.conf.broker_consumer, self)
+
+
+class FaustRuntime:
+    """The app, its agents, and the projector they feed."""
+
+    def __init__(self, settings: FaustSettings, projector: Projector, event_log: EventLog) -> None:
+        self.settings, self.projector, self.event_log = settings, projector, event_log
+        self._sql = ThreadPoolExecutor(max_workers=1, thread_name_prefix="projector")
+        self.applied = 0
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.app = ProjectorApp(
+            settings.app_id,
+            broker=f"kafka://{settings.bootstrap}",
+            store="memory://",
+            datadir=str(settings.data_dir),
+            web_enabled=False,
+            broker_session_timeout=settings.session_timeout,
+            broker_heartbeat_interval=settings.session_timeout / 3,
+            consumer_auto_offset_reset="earliest",
+            processing_guarantee="at_least_once",
+            key_serializer="raw",
+            value_serializer="raw",
+        )
+        self.app.wanying_runtime = self
+        for topic in settings.topics:
+            self._add_agent(topic)
+        self.app.task(self._flush_at_start)
+
+    # ------------------------------------------------------------------ topics
+
+    def kafka_topic(self, logical: str) -> str:
+        return self.settings.prefix + logical
+
+    def logical(self, kafka_topic: str) -> str | None:
+        if not kafka_topic.startswith(self.settings.prefix):
+            return None
+        name = kafka_topic[len(self.settings.prefix):]
+        return name if name in self.settings.topics else None
+
+    # ------------------------------------------------------------------ agents
+
+    def _add_agent(self, topic: str) -> None:
+        channel = self.app.topic(self.kafka_topic(topic), partitions=PARTITIONS[topic], key_type=bytes,
+                                 value_type=bytes)
+
+        async def project(stream: faust.StreamT) -> None:
+            async for events in stream.take_events(self.settings.batch, within=self.settings.within):
+                await self.apply([self.record(e.message) for e in events])
+
+        self.app.agent(channel, name=f"project-{topic}", concurrency=1)(project)
+
+    def record(self, message: Any) -> LogRecord:
+        value: bytes = message.value
+        event_id = _header(message.headers, "event_id") or str(Envelope.from_bytes(value).event_id)
+        return LogRecord(self.logical(message.topic) or message.topic, message.partition, message.offset,
+                         (message.key or b"").decode(), event_id, value)
+
+    async def apply(self, records: Sequence[LogRecord]) -> None:
+        """Apply and flush the outbox, retrying until it succeeds: an agent that raised would ack the batch."""
+        while True:
+            try:
+                self.applied += await self.run_sql(self._apply_and_flush, records)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("projector batch of %d records failed; retrying", len(records))
+                await asyncio.sleep(self.settings.retry_pause)
+
+    def _apply_and_flush(self, records: Sequence[LogRecord]) -> int:
+        applied = self.projector.apply(records).applied
+        self.flush_outbox()
+        return applied
+
+    def flush_outbox(self) -> None:
+        while pending := self.projector.pending_outbox():
+            publish(self.event_log, pending)
+            self.projector.mark_sent(pending)
+
+    async def _flush_at_start(self) -> None:
+        """Decided events left in the outbox by a worker that stopped before appending them."""
+        await self.run_sql(self.flush_outbox)
+
+    async def run_sql(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self._sql, fn, *args)
+
+    # ------------------------------------------------------------------ running
+
+    def run_worker(self, loglevel: str = "info") -> None:
+        """Run until SIGTERM/SIGINT (Faust's worker installs the handlers and stops cleanly). A crashed Faust
+        service (e.g. the fetcher meeting a compression it cannot read) stops the worker with status 1."""
+        from faust.worker import Worker
+
+        try:
+            Worker(self.app, loglevel=loglevel, quiet=True).execute_from_commandline()
+        finally:
+            self._sql.shutdown(wait=True)
+
+
+def _header(headers: Any, name: str) -> str | None:
+    if not headers:
+        return None
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    for k, v in items:
+        if k == name:
+            return v.decode() if isinstance(v, bytes) else str(v)
+    return None
+
+
+def create_runtime(settings: FaustSettings, projector: Projector, event_log: EventLog) -> FaustRuntime:
+    """The app factory: ``create_runtime(...).app`` is the Faust app, ``.run_worker()`` runs it."""
+    return FaustRuntime(settings, projector, event_log)

@@ -1,0 +1,215 @@
+"""The SQL projector on SQLite and PostgreSQL: expected rows, idempotence, rebuild, atomic positions."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from streams.log.sqlite import SqliteLog
+from streams.processors import ALL, ExamHistory, HospitalDailyCounts
+from streams.processors.daily_counts import hospital_daily_counts
+from streams.processors.history import exam_history, person_links
+from streams.runtime.embedded import EmbeddedRunner
+from streams.topics import all_topics, create_topics, publish
+from streams.views.projector import Projector, processor_state
+from tests.unit.exam_stream import HF, WH, StreamBuilder, realistic_stream
+from wanying.settings import Settings
+from wanying.wiring import Platform, make_engine
+
+REPO = Path(__file__).resolve().parents[2]
+WANYING = REPO / ".venv" / "bin" / "wanying"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def views_url(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'views.sqlite'}"
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def log(tmp_path):
+    log = SqliteLog(tmp_path / "log.sqlite", fsync="off")
+    create_topics(log)
+    yield log
+    log.close()
+
+
+@pytest.fixture
+def projector(views_url):
+    engine = make_engine(views_url)
+    projector = Projector(engine, [p() for p in ALL])
+    projector.create()
+    yield projector
+    engine.dispose()
+
+
+@pytest.fixture
+def story(log):
+    b = StreamBuilder()
+    people = realistic_stream(b)
+    publish(log, b.events)
+    return b, people
+
+
+def _all_records(log) -> list:
+    out = []
+    for topic in all_topics():
+        for partition in range(log.partitions(topic)):
+            out.extend(log.read(topic, partition, 0, 100_000))
+    return out
+
+
+def _history(projector, pk: str) -> dict[str, tuple]:
+    cols = ("hospital", "order_id", "accession_number", "study_uid", "local_item_code", "modality", "status",
+            "report_status", "report_id", "instance_count", "series_count")
+    with projector.engine.connect() as conn:
+        rows = conn.execute(sa.select(exam_history).where(exam_history.c.person_key == pk)).mappings().all()
+    return {r["exam_id"]: tuple(r[c] for c in cols) for r in rows}
+
+
+def test_realistic_stream_gives_the_expected_history(log, projector, story):
+    _, people = story
+    applied = EmbeddedRunner(log, projector, all_topics()).run_until_caught_up()
+    assert applied == 19
+
+    assert _history(projector, people["a"]) == {
+        f"{HF}:O1": (HF, "O1", "ACC1", "1.2.840.1.1", "CT01", "CT", "reported", "amended", "R1", 80, 2),
+        f"{HF}:O2": (HF, "O2", None, None, "MR03", "MR", "cancelled", "none", None, 0, 0),
+        f"{WH}:1.2.840.2.9": (WH, None, None, "1.2.840.2.9", None, "CT", "reported", "final", "WR9", 30, 3),
+    }
+    assert _history(projector, people["b"]) == {
+        f"{WH}:WO5": (WH, "WO5", "WACC5", "1.2.840.2.5", "DX01", "DX", "reported", "final", "WR5", 1, 1),
+    }
+    assert _history(projector, people["c_local"]) == {
+        f"{HF}:O9": (HF, "O9", None, "1.2.840.1.9", "US02", "US", "imaged", "none", None, 12, 1),
+    }
+    assert _history(projector, people["c"]) == {}
+    with projector.engine.connect() as conn:
+        links = conn.execute(sa.select(person_links)).all()
+    assert [tuple(r) for r in links] == [(people["c"], people["c_local"], HF, "id_number")]
+
+
+def test_daily_counts_per_hospital_and_local_day(log, projector, story):
+    EmbeddedRunner(log, projector, all_topics()).run_until_caught_up()
+    with projector.engine.connect() as conn:
+        rows = {(h, d, t): n for h, d, t, n in conn.execute(sa.select(hospital_daily_counts))}
+    day1, day2 = "2026-11-27", "2026-11-28"
+    assert rows == {
+        (HF, day1, "VisitStarted"): 1, (HF, day1, "ExamOrdered"): 2, (HF, day1, "StudyReceived"): 1,
+        (HF, day1, "StudyCompleted"): 1, (HF, day1, "ReportFinalized"): 1, (HF, day1, "ExamCancelled"): 1,
+        (HF, day1, "ReportAmended"): 1,
+        (WH, day1, "StudyReceived"): 2, (WH, day1, "StudyCompleted"): 1, (WH, day1, "ReportFinalized"): 1,
+        (WH, day1, "ExamOrdered"): 1,
+        # 00:00-00:15 local on the 28th is still the 27th in UTC: counted on the local day.
+        (WH, day2, "ReportFinalized"): 1, (WH, day2, "StudyCompleted"): 1,
+        (HF, day2, "ExamOrdered"): 1, (HF, day2, "StudyCompleted"): 1, (HF, day2, "PatientOpened"): 1,
+    }
+
+
+def test_a_batch_applied_twice_is_skipped_by_position(log, projector, story):
+    records = _all_records(log)
+    first = projector.apply(records)
+    assert (first.applied, first.skipped) == (19, 0)
+    before = projector.dump()
+    again = projector.apply(records)
+    assert (again.applied, again.skipped) == (0, 19)
+    assert projector.dump() == before
+    # A batch overlapping the stored positions applies only its new tail.
+    b, people = story
+    b.order(people["a"], HF, "O3")
+    publish(log, b.events[-1:])
+    mixed = projector.apply(_all_records(log))
+    assert (mixed.applied, mixed.skipped) == (1, 19)
+    with projector.engine.connect() as conn:
+        n = conn.execute(sa.select(hospital_daily_counts.c.count).where(
+            hospital_daily_counts.c.hospital == HF, hospital_daily_counts.c.day == "2026-11-28",
+            hospital_daily_counts.c.event_type == "ExamOrdered")).scalar_one()
+    assert n == 2
+
+
+def test_the_same_event_published_twice_is_counted_once(log, projector, story):
+    b, _ = story
+    publish(log, b.events)  # a sender retrying the whole stream
+    assert EmbeddedRunner(log, projector, all_topics()).run_until_caught_up() == 19
+
+
+class ExplodingCounts(HospitalDailyCounts):
+    """Fails on the n-th event it sees, after ExamHistory already wrote in the same transaction."""
+
+    def __init__(self, fail_at: int) -> None:
+        self.seen, self.fail_at = 0, fail_at
+
+    def evolve(self, state, event):
+        self.seen += 1
+        if self.seen == self.fail_at:
+            raise RuntimeError("disk on fire")
+        return super().evolve(state, event)
+
+
+def test_a_failure_inside_apply_writes_nothing(log, projector, story):
+    records = _all_records(log)
+    head, tail = records[:8], records[8:]
+    projector.apply(head)
+    before_dump, before_pos = projector.dump(), projector.positions()
+    with projector.engine.connect() as conn:
+        before_state = sorted(tuple(r) for r in conn.execute(sa.select(processor_state)))
+    assert before_pos and before_dump["exam_history"]
+
+    broken = Projector(projector.engine, [ExamHistory(), ExplodingCounts(fail_at=3)])
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        broken.apply(tail)
+    assert projector.positions() == before_pos
+    assert projector.dump() == before_dump
+    with projector.engine.connect() as conn:
+        assert sorted(tuple(r) for r in conn.execute(sa.select(processor_state))) == before_state
+
+    # The retry after the failure gives exactly what an unbroken run gives.
+    assert projector.apply(tail).applied == len(tail)
+    reference = Projector(make_engine("sqlite://"), [p() for p in ALL])
+    reference.create()
+    reference.apply(records)
+    assert projector.dump() == reference.dump()
+
+
+def _platform(tmp_path: Path, views_url: str) -> Platform:
+    return Platform(Settings(data_dir=tmp_path / "data", views_url=views_url, log_fsync="off"))
+
+
+def test_rebuild_views_gives_the_same_dump(tmp_path, views_url):
+    platform = _platform(tmp_path, views_url)
+    b = StreamBuilder()
+    realistic_stream(b)
+    publish(platform.log, b.events)
+    platform.runner().run_until_caught_up()
+    before = platform.projector.dump()
+    assert sum(map(len, before.values())) > 20
+    assert platform.rebuild_views() == 19
+    assert platform.projector.dump() == before
+    platform.close()
+
+    env = {**os.environ, "WANYING_DATA_DIR": str(tmp_path / "data"), "WANYING_VIEWS_URL": views_url}
+    done = subprocess.run([str(WANYING), "views", "rebuild"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "rebuilt views from 19 events" in done.stdout
+    engine = make_engine(views_url)
+    after = Projector(engine, [p() for p in ALL])
+    assert after.dump() == before
+    assert after.positions() == _platform(tmp_path, views_url).projector.positions()
+    engine.dispose()
+
+
+def test_views_status_on_an_empty_data_dir(tmp_path):
+    """``views status`` creates nothing surprising and reports zero lag and empty views."""
+    done = subprocess.run([sys.executable, "-m", "wanying.cli", "views", "status"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "WANYING_DATA_DIR": str(tmp_path / "d"),
+                                                      "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"rows": {"exam_history": 0, "person_links": 0, "hospital_daily_counts": 0},
+                                       "lag": 0}

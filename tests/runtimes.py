@@ -1,0 +1,139 @@
+"""Helpers for runtime tests: run ``wanying worker`` as a process, feed a log, wait on the views, compare them."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from schemas.envelope import Envelope
+from streams.log.port import EventLog
+from streams.log.sqlite import SqliteLog
+from streams.processors import ALL as PROCESSORS
+from streams.processors.daily_counts import COUNTED
+from streams.runtime.embedded import EmbeddedRunner
+from streams.topics import all_topics, create_topics, publish
+from streams.views.projector import Projector
+from tests.streamgen import chunks
+from wanying.wiring import make_engine
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def projector_at(url: str) -> Projector:
+    projector = Projector(make_engine(url), [p() for p in PROCESSORS])
+    projector.create()
+    return projector
+
+
+class Worker:
+    """``python -m wanying.cli worker`` in its own process, configured only through WANYING_* variables."""
+
+    def __init__(self, workdir: Path, **settings: str) -> None:
+        self.workdir = workdir
+        path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+        self.env = {**os.environ, "PYTHONPATH": path, "PYTHONUNBUFFERED": "1"}
+        self.env.update({f"WANYING_{k.upper()}": str(v) for k, v in settings.items()})
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+
+    def start(self) -> "Worker":
+        self.starts += 1
+        out = open(self.workdir / f"worker-{self.starts}.log", "wb")
+        # cwd is the work folder, so no .env of the developer's is read.
+        self.proc = subprocess.Popen([sys.executable, "-m", "wanying.cli", "worker"], cwd=self.workdir,
+                                     env=self.env, stdout=out, stderr=subprocess.STDOUT)
+        return self
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> int:
+        """SIGKILL: no handler, no cleanup, no last commit."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        return self.proc.wait(10)
+
+    def stop(self, timeout: float = 30) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise
+        return self.proc.returncode
+
+    def output(self) -> str:
+        return "\n".join((self.workdir / f"worker-{i}.log").read_text(errors="replace")[-3000:]
+                         for i in range(1, self.starts + 1))
+
+
+def applied(projector: Projector) -> int:
+    """How many records the views have consumed (positions start at 0 and are contiguous on both backends)."""
+    try:
+        return sum(projector.positions().values())
+    except Exception:  # the worker may still be creating its tables
+        return 0
+
+
+def wait_applied(projector: Projector, at_least: int, worker: Worker, timeout: float, stall: float = 30) -> int:
+    """Wait until the views have consumed ``at_least`` records; fail if the worker dies or makes no progress for
+    ``stall`` seconds (a group join takes a few seconds on Tansu, a batch well under one)."""
+    deadline = time.monotonic() + timeout
+    last, progressed = -1, time.monotonic()
+    while (now := time.monotonic()) < deadline and now - progressed < stall:
+        n = applied(projector)
+        if n >= at_least:
+            return n
+        if n != last:
+            last, progressed = n, now
+        if not worker.alive():
+            raise AssertionError(f"worker exited with {worker.proc.returncode}:\n{worker.output()}")
+        time.sleep(0.02)
+    raise AssertionError(f"views reached {applied(projector)} of {at_least} records (timeout {timeout}s, "
+                         f"stall {stall}s):\n{worker.output()}")
+
+
+def append(log: EventLog, envelopes: Sequence[Envelope], batch: int = 1000) -> None:
+    for chunk in chunks(envelopes, batch):
+        publish(log, chunk)
+
+
+def clean_replay(envelopes: Sequence[Envelope], workdir: Path) -> Projector:
+    """The reference: the stream appended to a fresh SQLite log, replayed once into fresh views."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    log = SqliteLog(workdir / "log.sqlite", fsync="off")
+    create_topics(log)
+    append(log, envelopes)
+    projector = projector_at(f"sqlite:///{workdir / 'views.sqlite'}")
+    EmbeddedRunner(log, projector, list(all_topics())).run_until_caught_up()
+    log.close()
+    return projector
+
+
+def assert_same_views(got: Projector, want: Projector) -> None:
+    a, b = got.dump(), want.dump()
+    assert a.keys() == b.keys()
+    for table in b:
+        if a[table] != b[table]:
+            extra = sorted(set(a[table]) - set(b[table]))[:3]
+            missing = sorted(set(b[table]) - set(a[table]))[:3]
+            raise AssertionError(f"{table}: {len(a[table])} rows vs {len(b[table])} expected; "
+                                 f"unexpected {extra}; missing {missing}")
+
+
+def expected_daily_total(envelopes: Sequence[Envelope]) -> int:
+    """Events the daily-count view must count exactly once (independent of any runtime)."""
+    return sum(1 for e in envelopes if e.type in COUNTED and e.payload.get("hospital"))
+
+
+def daily_total(projector: Projector) -> int:
+    return sum(row[-1] for row in projector.dump()["hospital_daily_counts"])
+
+

@@ -1,0 +1,77 @@
+"""Browser-test fixtures: the API under uvicorn on a free loopback port over a temporary platform, and the Debian
+chromium driven by playwright (never `playwright install`: the browser is the system's)."""
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from api.app import create_app
+from api.auth import TokenStore
+from api.interpret import WEB_DIST
+from wanying.settings import Settings
+from wanying.wiring import Platform
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class LiveApi:
+    def __init__(self, platform: Platform, tokens: dict[str, str], port: int):
+        self.platform, self.tokens, self.port = platform, tokens, port
+        self.base_url = f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def live_api(tmp_path):
+    if not (WEB_DIST / "interpret.html").is_file():
+        pytest.fail(f"{WEB_DIST} has no build: run `bash infra/setup.sh` (it runs npm ci && npm run build in web/)")
+    data = tmp_path / "data"
+    platform = Platform(Settings(data_dir=data, log_fsync="off"))
+    tokens = TokenStore.create_dev(data / "api-tokens.json")
+    app = create_app(platform, TokenStore.load(data / "api-tokens.json"))
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            pytest.fail("the API did not start under uvicorn")
+        time.sleep(0.05)
+    yield LiveApi(platform, tokens, port)
+    server.should_exit = True
+    thread.join(timeout=10)
+    platform.close()
+
+
+@pytest.fixture
+def phone(tmp_path):
+    """A phone-sized (375x667, touch) page in a fresh headless chromium profile."""
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
+            viewport={"width": 375, "height": 667}, device_scale_factor=2, is_mobile=True, has_touch=True,
+            locale="zh-CN",
+        )
+        try:
+            page = context.pages[0] if context.pages else context.new_page()
+            page.set_default_timeout(15_000)
+            yield page
+        finally:
+            context.close()
