@@ -3,7 +3,8 @@
 Builds a realistic stream (orders, studies, reports, amendments, cancellations across hospitals), appends it to
 an embedded log, then times the embedded runner applying all of it into empty views.
 
-    .venv/bin/python bench/projector.py [--events 50000] [--backend sqlite|postgres|both] [--repeat 3]
+    .venv/bin/python bench/projector.py [--events 50000] [--backend sqlite|postgres|both] [--processors all|core]
+                                        [--repeat 3]
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from infra import services  # noqa: E402
 from streams.log.sqlite import SqliteLog  # noqa: E402
-from streams.processors import ALL  # noqa: E402
+from streams.processors import ALL, ExamHistory, HospitalDailyCounts  # noqa: E402
 from streams.runtime.embedded import EmbeddedRunner  # noqa: E402
 from streams.topics import all_topics, create_topics, publish  # noqa: E402
 from streams.views.projector import Projector  # noqa: E402
@@ -67,13 +68,13 @@ def build_events(n: int, seed: int = 7) -> list:
     return out
 
 
-def measure(url: str, events: list, workdir: Path) -> float:
+def measure(url: str, events: list, workdir: Path, processors: tuple = ALL) -> float:
     log = SqliteLog(workdir / "log.sqlite", fsync="off")
     create_topics(log)
     if not log.count("person"):
         publish(log, events)
     engine = make_engine(url)
-    projector = Projector(engine, [p() for p in ALL])
+    projector = Projector(engine, [p() for p in processors])
     projector.drop()
     projector.create()
     runner = EmbeddedRunner(log, projector, all_topics())
@@ -90,17 +91,20 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--processors", choices=["all", "core"], default="all",
+                        help="every processor of the platform, or only ExamHistory and HospitalDailyCounts")
     parser.add_argument("--repeat", type=int, default=1, help="report the best of this many runs (noisy hosts)")
     args = parser.parse_args()
     events = build_events(args.events)
+    processors = ALL if args.processors == "all" else (ExamHistory, HospitalDailyCounts)
     with tempfile.TemporaryDirectory(prefix="wanying-bench-") as tmp, ExitStack() as stack:
         work = Path(tmp)
         if args.backend in ("sqlite", "both"):
-            rate = max(measure(f"sqlite:///{work / 'views.sqlite'}", events, work) for _ in range(args.repeat))
+            rate = max(measure(f"sqlite:///{work / 'views.sqlite'}", events, work, processors) for _ in range(args.repeat))
             print(f"projector backend=sqlite events_per_s={rate:.0f}", flush=True)
         if args.backend in ("postgres", "both"):
             pg = stack.enter_context(services.postgres())
-            rate = max(measure(pg.url, events, work) for _ in range(args.repeat))
+            rate = max(measure(pg.url, events, work, processors) for _ in range(args.repeat))
             print(f"projector backend=postgres events_per_s={rate:.0f}", flush=True)
 
 

@@ -136,7 +136,9 @@ def _volume_guess2(exam: Exam) -> tuple[str, float]:
         normal = np.abs(np.cross(v[:3], v[3:]))
         if normal[0] > 0.7:
             return "mr_lumbar", 0.9
-    fg = small > 0.25 * np.percentile(small, 99)
+    from qc.mr import foreground
+
+    fg = foreground(small)
     width = float(fg.any(axis=1).sum(axis=1).max()) * mm
     return ("mr_head", 0.5 + (230 - width) / 100) if width < 230 else ("mr_upper_abdomen", 0.5 + (width - 230) / 100)
 

@@ -87,8 +87,8 @@ def ring(vol: np.ndarray) -> Measurement:
     """Concentric rings about the isocentre: radial high-pass, median over all angles, median over slices."""
     n, h, w = vol.shape
     idx = sorted({int(round(n * f)) for f in np.linspace(0.2, 0.8, 5)} & set(range(n)))
-    radii = np.arange(4, 0.48 * min(h, w), 0.5)
-    theta = np.linspace(0, 2 * np.pi, 360, endpoint=False)
+    radii = np.arange(4, 0.48 * min(h, w), 0.25)
+    theta = np.linspace(0, 2 * np.pi, 720, endpoint=False)
     rr, tt = np.meshgrid(radii, theta, indexing="ij")
     coords = [(h - 1) / 2 + rr * np.sin(tt), (w - 1) / 2 + rr * np.cos(tt)]
     profiles = []
@@ -106,7 +106,7 @@ def motion(vol: np.ndarray, mm: float) -> Measurement:
     values = []
     for i in V.middle_slices(vol.shape[0]):
         s = np.clip(block_mean(vol[i], f), -1000, 1000)
-        values.append(ghost_index(s)[0])
+        values.append(ghost_index(s, max_lag_fraction=0.08)[0])
     return Measurement(float(np.median(values)), {"slices": V.middle_slices(vol.shape[0])})
 
 

@@ -122,3 +122,27 @@ def load(path: Path) -> Exam:
     if str(ds.get("Modality", "")) in VOLUME_MODALITIES:
         return load_series([path])
     return load_radiograph(ds, path)
+
+
+def discover(path: Path) -> list[list[Path]]:
+    """The exams under a path: each radiograph file alone, each CT/MR series (by SeriesInstanceUID) together."""
+    path = Path(path)
+    files = [path] if path.is_file() else dicom_files(path)
+    series: dict[str, list[Path]] = {}
+    singles = []
+    for f in files:
+        try:
+            ds = pydicom.dcmread(f, stop_before_pixels=True)
+        except Exception:
+            continue  # not DICOM (labels.csv, notes): skipped
+        if str(ds.get("Modality", "")) in VOLUME_MODALITIES:
+            series.setdefault(str(ds.get("SeriesInstanceUID", f.parent)), []).append(f)
+        else:
+            singles.append([f])
+    return singles + list(series.values())
+
+
+def load_paths(paths: list[Path]) -> Exam:
+    if len(paths) == 1:
+        return load(paths[0])
+    return load_series(paths)

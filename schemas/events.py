@@ -477,3 +477,55 @@ class ConversationTurnRecorded(Payload):
     text: Encrypted
     model: ShortText | None = None
     latency_ms: int | None = Field(None, ge=0)
+
+
+# ---------------------------------------------------------------- doctor side: standard items and linked history
+
+
+@event("ExamItemsResolved", topic="person")
+class ExamItemsResolved(Payload):
+    """The standard items of an order (or of a study that came without one), from the hospital's code mapping.
+
+    Emitted right after the order is appended, and again when the mapping of its local code changes; the duplicate
+    check runs on this fact, so deciders never consult the mapping tables."""
+
+    hospital: HospitalCode
+    person_key: PersonKey
+    order_id: Identifier | None = None
+    accession_number: Identifier | None = None
+    study_uid: DicomUID | None = None
+    standard_items: list[Identifier]
+    catalog_version: ShortText
+    method: Literal["auto", "manual", "import"]
+
+
+class MergedExam(Payload):
+    """One exam of a hospital-scoped person, as the doctor-side processors know it (no personal data)."""
+
+    exam_id: ShortText
+    hospital: HospitalCode
+    order_id: Identifier | None = None
+    accession_number: Identifier | None = None
+    study_uid: DicomUID | None = None
+    study_date: date | None = None
+    ordered_at: datetime | None = None
+    modality: ShortText | None = None
+    patient_class: PatientClass | None = None
+    standard_items: list[Identifier] = []
+    status: Literal["ordered", "imaged", "cancelled"]
+    report_status: Literal["none", "final", "amended"]
+    report_id: Identifier | None = None
+    qc_grade: ShortText | None = None
+
+
+@event("PersonHistoryMerged", topic="person")
+class PersonHistoryMerged(Payload):
+    """Exams recorded under a hospital-scoped key, handed to the national key it was linked to.
+
+    Decided after ``PatientLinked`` (the exams known so far) and after every later event on the hospital-scoped
+    key (the exam it changed), so the national key's reminders and duplicate checks see the whole history."""
+
+    person_key: PersonKey
+    linked_key: PersonKey
+    hospital: HospitalCode
+    exams: list[MergedExam]

@@ -100,6 +100,44 @@ def wait_applied(projector: Projector, at_least: int, worker: Worker, timeout: f
                          f"stall {stall}s):\n{worker.output()}")
 
 
+def wait_caught_up(projector: Projector, log: EventLog, worker: Worker, timeout: float = 60) -> None:
+    """Wait until the views hold every record on the log, decided events included (they are appended by the
+    worker after each batch, so the log's end moves until the outbox is empty): twice in a row, to be sure."""
+    deadline = time.monotonic() + timeout
+    steady = 0
+    while time.monotonic() < deadline:
+        ends = {(t, p): o for t in all_topics() for p, o in log.end_offsets(t).items() if o}
+        held = {tp: o for tp, o in projector.positions().items() if o}
+        steady = steady + 1 if held == ends and not projector.pending_outbox() else 0
+        if steady == 2:
+            return
+        if not worker.alive():
+            raise AssertionError(f"worker exited with {worker.proc.returncode}:\n{worker.output()}")
+        time.sleep(0.2)
+    raise AssertionError(f"views not caught up with the log in {timeout}s:\n{worker.output()}")
+
+
+def log_envelopes(log: EventLog) -> list[Envelope]:
+    """Every record on the log, read back (decided events included)."""
+    out: list[Envelope] = []
+    for topic in all_topics():
+        for partition, end in log.end_offsets(topic).items():
+            offset = 0
+            while offset < end:
+                records = log.read(topic, partition, offset, 5000)
+                assert records, f"{topic}[{partition}] has nothing at {offset} before its end {end}"
+                out.extend(r.envelope() for r in records)
+                offset = records[-1].offset + 1
+    return out
+
+
+def replay(log: EventLog, workdir: Path) -> Projector:
+    """Fresh views from the whole of an existing log, by the embedded runtime."""
+    projector = projector_at(f"sqlite:///{workdir / 'replayed-views.sqlite'}")
+    EmbeddedRunner(log, projector, list(all_topics())).run_until_caught_up()
+    return projector
+
+
 def append(log: EventLog, envelopes: Sequence[Envelope], batch: int = 1000) -> None:
     for chunk in chunks(envelopes, batch):
         publish(log, chunk)
@@ -129,7 +167,7 @@ def assert_same_views(got: Projector, want: Projector) -> None:
 
 
 def expected_daily_total(envelopes: Sequence[Envelope]) -> int:
-    """Events the daily-count view must count exactly once (independent of any runtime)."""
+    """Events the daily-count view must count exactly once (computed from the log, not by any runtime)."""
     return sum(1 for e in envelopes if e.type in COUNTED and e.payload.get("hospital"))
 
 

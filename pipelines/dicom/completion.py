@@ -56,7 +56,8 @@ def decide(state: StudyState, now: datetime, policy: CompletionPolicy = Completi
     quiet = now - state.last_received_at
     if state.expected is not None:
         if state.received >= state.expected:
-            extra = f" ({state.received - state.expected} more than announced)" if state.received > state.expected else ""
+            surplus = state.received - state.expected
+            extra = f" ({surplus} more than announced)" if surplus else ""
             return Decision(True, f"all {state.expected} announced instances arrived{extra}")
         if quiet >= policy.max_wait:
             return Decision(True, f"only {state.received} of {state.expected} instances after waiting {quiet}; "

@@ -137,6 +137,7 @@ class Association:
         self.calling_ae = _text(rq.calling_ae_title)
         if called != self.config.ae_title:
             _try_send(self.sock, _rejection(result=1, source=1, reason=7))  # called AE title not recognised
+            _await_close(self.sock)
             log.info("association from %s refused: called AE %r is not %r", self.calling_ae, called,
                      self.config.ae_title)
             return
@@ -154,6 +155,7 @@ class Association:
                 if self.on_release is not None:
                     self.on_release()  # e.g. make everything received durable before the release is confirmed
                 self.sock.sendall(bytes([0x06, 0, 0, 0, 0, 4, 0, 0, 0, 0]))  # A-RELEASE-RP
+                _await_close(self.sock)
                 return
             elif pdu_type == 0x07:
                 return  # A-ABORT from the peer
@@ -297,6 +299,17 @@ def _text(value) -> str:
 
 def _rejection(*, result: int, source: int, reason: int) -> bytes:
     return bytes([0x03, 0, 0, 0, 0, 4, 0, result, source, reason])
+
+
+def _await_close(sock: socket.socket, timeout: float = 2.0) -> None:
+    """The requestor closes the connection after a rejection or release (PS3.8 ARTIM); closing first can make
+    it see a dropped connection instead of our answer."""
+    try:
+        sock.settimeout(timeout)
+        while sock.recv(4096):
+            pass
+    except OSError:
+        pass
 
 
 def _try_send(sock: socket.socket, data: bytes) -> None:

@@ -125,4 +125,4 @@ class StoreScp:
                                    hospital, calling_ae)
             except Exception:
                 log.exception("dead-letter store unavailable too")
-            return STATUS_OUT_OF_RESOURCES, f"temporary failure storing the instance; retry later ({type(exc).__name__})"
+            return STATUS_OUT_OF_RESOURCES, f"temporary failure storing; retry later ({type(exc).__name__})"

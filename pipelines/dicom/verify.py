@@ -23,7 +23,8 @@ class StudyCheck:
 
     @property
     def ok(self) -> bool:
-        return not self.problems and self.from_storage is not None and self.from_index.sha256 == self.from_storage.sha256
+        rebuilt = self.from_storage
+        return not self.problems and rebuilt is not None and self.from_index.sha256 == rebuilt.sha256
 
 
 def check_study(index: InstanceIndex, store: ObjectStore, study_uid: str) -> StudyCheck:

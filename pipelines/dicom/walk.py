@@ -122,7 +122,8 @@ class _Walker:
             if tag == SEQ_END and not defined:
                 return pos
             if tag != ITEM:
-                raise Malformed(f"expected a sequence item at byte {pos - 8}, found ({tag >> 16:04X},{tag & 0xFFFF:04X})")
+                raise Malformed(f"expected a sequence item at byte {pos - 8}, "
+                                f"found ({tag >> 16:04X},{tag & 0xFFFF:04X})")
             if length == UNDEFINED:
                 pos = self.dataset(pos, end, depth, in_item=True, explicit=explicit)
             else:

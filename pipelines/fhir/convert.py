@@ -21,7 +21,7 @@ from datetime import date, datetime, timezone
 from pydantic import BaseModel, ValidationError
 
 from pipelines.crypto import Keyring
-from pipelines.hl7.convert import Conversion, OrderedCode, stable_event_id
+from pipelines.hl7.convert import Conversion, stable_event_id
 from pipelines.identity import InvalidIdNumber, InvalidPhone, PlainPerson, normalise_phone, protect
 from schemas import events as ev
 from schemas.registry import REGISTRY
@@ -194,7 +194,7 @@ class FhirConverter:
         if unknown:
             raise FhirError(f"resource type(s) {', '.join(unknown)} not accepted; send {', '.join(SUPPORTED)} "
                             f"(alone or in a Bundle)", "resourceType")
-        events, codes = [], []
+        events = []
         targets = main or [r for r in index.resources if r["resourceType"] == "Patient"]
         if not targets:
             raise FhirError("nothing to take: the Bundle has no Encounter, ServiceRequest, DiagnosticReport or "
@@ -206,15 +206,13 @@ class FhirConverter:
             except ValidationError as exc:
                 err = exc.errors()[0]
                 raise FhirError(f"{kind}: {'.'.join(str(p) for p in err['loc'])} {err['msg']}", kind) from None
-            if isinstance(payload, ev.ExamOrdered):
-                codes.append(OrderedCode(hospital, payload.local_item_code, payload.local_item_name))
             version = _text((res.get("meta") or {}).get("versionId") if isinstance(res.get("meta"), dict) else "",
                             f"{kind}.meta.versionId")
             identity = _text(res.get("id"), f"{kind}.id") or str(n)
             content = json.dumps(res, sort_keys=True, ensure_ascii=False)  # same resource, same id
             event_id = stable_event_id(int(when.timestamp() * 1000), hospital, kind, identity, version, content)
             events.append(REGISTRY.new(payload, key=key, source=hospital, occurred_at=when, event_id=event_id))
-        return Conversion(events, codes)
+        return Conversion(events)
 
     def _subject(self, res: dict, kind: str) -> tuple[str, ev.ProtectedPerson]:
         patient, ref_id = self.index.resolve(res.get("subject"), f"{kind}.subject", required=True)

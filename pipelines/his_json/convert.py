@@ -19,7 +19,7 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from pipelines.crypto import Keyring
-from pipelines.hl7.convert import Conversion, OrderedCode, stable_event_id
+from pipelines.hl7.convert import Conversion, stable_event_id
 from pipelines.identity import InvalidIdNumber, InvalidPhone, PlainPerson, protect
 from schemas import events as ev
 from schemas.envelope import Envelope, new_event_id
@@ -162,7 +162,6 @@ def _person(p: Patient, hospital: str, keys: Keyring, where: str):
 
 def to_events(items: list, hospital: str, keys: Keyring) -> Conversion:
     events: list[Envelope] = []
-    codes: list[OrderedCode] = []
     for n, item in enumerate(items):
         where = f"#{n} " if len(items) > 1 else ""
         for name in ("occurred_at", "signed_at"):
@@ -184,7 +183,6 @@ def to_events(items: list, hospital: str, keys: Keyring) -> Conversion:
                                      local_item_name=item.item_name, modality=item.modality,
                                      patient_class=item.patient_class, doctor_id=item.doctor_id,
                                      accession_number=item.accession_number)
-            codes.append(OrderedCode(hospital, item.item_code, item.item_name))
         elif isinstance(item, Cancel):
             payload = ev.ExamCancelled(hospital=hospital, order_id=item.order_id, person_key=key, reason=item.reason)
         elif isinstance(item, Report):
@@ -210,4 +208,4 @@ def to_events(items: list, hospital: str, keys: Keyring) -> Conversion:
                                     item.model_dump_json()) if item.message_id else new_event_id())
         events.append(REGISTRY.new(payload, key=key, source=hospital, occurred_at=item.occurred_at,
                                    event_id=event_id))
-    return Conversion(events, codes)
+    return Conversion(events)

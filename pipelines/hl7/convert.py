@@ -48,16 +48,10 @@ CRITICAL_FLAGS = {"AA", "HH", "LL", "PAN", "C", "CRIT", "危急"}
 
 
 @dataclass(frozen=True)
-class OrderedCode:
-    hospital: str
-    local_code: str
-    local_name: str
-
-
-@dataclass(frozen=True)
 class Conversion:
+    """The events one HIS message becomes (ExamOrdered ones are then resolved to standard items on append)."""
+
     events: list[Envelope]
-    ordered_codes: list[OrderedCode]
 
 
 def stable_event_id(unix_ms: int, *parts: str) -> uuid.UUID:
@@ -184,14 +178,14 @@ class Converter:
         if msg.trigger == "A08":
             payload = self._build(PatientUpdated, "PID", hospital=self._hospital, person_key=key, person=person,
                                   visit_id=visit_id or None)
-            return Conversion([self._event(payload, key, when)], [])
+            return Conversion([self._event(payload, key, when)])
         if not visit_id:
             raise Hl7Error("PV1-19 visit number is required for a visit", code="101", location="PV1-19")
         payload = self._build(
             VisitStarted, "PV1", hospital=self._hospital, visit_id=visit_id, person_key=key, person=person,
             patient_class=_patient_class(pv1, required=True),
             department=(pv1.get(3) or pv1.get(10))[:256], doctor_id=pv1.get(7) or None)
-        return Conversion([self._event(payload, key, when)], [])
+        return Conversion([self._event(payload, key, when)])
 
     # ------------------------------------------------------------------ orders
 
@@ -210,7 +204,7 @@ class Converter:
         if not groups:
             raise Hl7Error(f"{msg.message_type}^{msg.trigger} needs at least one ORC segment", code="100",
                            location="ORC")
-        events, codes = [], []
+        events = []
         for orc, obrs in groups:
             control = orc.get(1).upper()
             if control == "NW":
@@ -219,8 +213,6 @@ class Converter:
                                    location="OBR")
                 for obr in obrs:
                     events.append(self._ordered(orc, obr, pv1, key))
-                    codes.append(OrderedCode(self._hospital, events[-1].payload["local_item_code"],
-                                             events[-1].payload["local_item_name"]))
             elif control in CANCEL_CODES:
                 for obr in obrs or [None]:
                     order_id = (obr.get(2) if obr else "") or _required(orc, 2, "placer order number")
@@ -230,7 +222,7 @@ class Converter:
             else:
                 raise Hl7Error(f"ORC-1 order control {control or '(empty)'!r} is not handled: send NW for a new "
                                f"order, CA/OC/DC to cancel", code="103", location="ORC-1")
-        return Conversion(events, codes)
+        return Conversion(events)
 
     def _ordered(self, orc: Segment, obr: Segment, pv1: Segment | None, key: str) -> Envelope:
         order_id = obr.get(2) or _required(orc, 2, "placer order number")
@@ -304,7 +296,7 @@ class Converter:
                 reason = " ".join(n.get(3) for n in ntes if n.get(3)) or "corrected report (OBR-25 C)"
                 payload = self._build(ReportAmended, "OBR", **common, reason=reason[:256])
             events.append(self._event(payload, key, signed))
-        return Conversion(events, [])
+        return Conversion(events)
 
     # ------------------------------------------------------------------ Z-messages (our convention)
 
@@ -314,10 +306,10 @@ class Converter:
         if msg.trigger == "Z02":
             payload = self._build(DoctorSignedIn, "ZDR", hospital=self._hospital, doctor_id=doctor,
                                   department=zdr.get(2) or None, workstation=zdr.get(3) or None)
-            return Conversion([self._event(payload, f"{self._hospital}:{doctor}")], [])
+            return Conversion([self._event(payload, f"{self._hospital}:{doctor}")])
         pid = _need_segment(msg, "PID")
         key, _person = person_of(pid, self._hospital, self.keys)
         pv1 = msg.segment("PV1")
         payload = self._build(PatientOpened, "ZDR", hospital=self._hospital, doctor_id=doctor, person_key=key,
                               visit_id=(pv1.get(19) if pv1 else "") or None)
-        return Conversion([self._event(payload, key)], [])
+        return Conversion([self._event(payload, key)])

@@ -19,11 +19,13 @@ CHANNEL = "hl7"
 
 
 def append_conversion(log: EventLog, conversion: Conversion, mappings=None) -> list[Position]:
-    """Append converted HIS events; ordered local codes go through the mapping table (new ones are queued)."""
-    events = list(conversion.events)
-    if mappings is not None:
-        for code in conversion.ordered_codes:
-            events += mappings.observe(code.hospital, code.local_code, code.local_name)[1]
+    """Append converted HIS events. Each order's local code goes through the mapping table: its standard items
+    follow as ExamItemsResolved, or the code is queued for review (and resolved when it is mapped)."""
+    events = []
+    for event in conversion.events:
+        events.append(event)
+        if mappings is not None and event.type == "ExamOrdered":
+            events += mappings.resolve_order(event)
     return publish(log, events)
 
 

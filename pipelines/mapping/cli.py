@@ -107,7 +107,8 @@ def parse(name: str) -> None:
 
 @app.command("rebuild")
 def rebuild(db: str = DB_OPTION) -> None:
-    """Rebuild the mapping table from the mapping events on the log (key = hospital, so per-hospital order holds)."""
+    """Rebuild the mapping tables from the log: mapping events (key = hospital, so per-hospital order holds) and
+    the orders waiting for their codes (ExamOrdered)."""
     from wanying.settings import Settings
     from wanying.wiring import Platform
 
@@ -116,15 +117,16 @@ def rebuild(db: str = DB_OPTION) -> None:
     applied = 0
     try:
         log = platform.log
-        for partition in range(log.partitions("directory")):
-            offset = 0
-            while batch := log.read("directory", partition, offset, 1000):
-                for record in batch:
-                    envelope = record.envelope()
-                    if envelope.type.startswith("ExamCode"):
-                        store.apply(envelope)
-                        applied += 1
-                offset = batch[-1].offset + 1
+        for topic in ("directory", "person"):
+            for partition in range(log.partitions(topic)):
+                offset = 0
+                while batch := log.read(topic, partition, offset, 1000):
+                    for record in batch:
+                        envelope = record.envelope()
+                        if envelope.type.startswith("ExamCode") or envelope.type == "ExamOrdered":
+                            store.apply(envelope)
+                            applied += 1
+                    offset = batch[-1].offset + 1
     finally:
         platform.close()
     typer.echo(f"rebuilt the mapping table from {applied} events")

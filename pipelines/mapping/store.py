@@ -16,7 +16,8 @@ from pipelines.mapping.catalog import Catalog
 from pipelines.mapping.resolve import ItemResolver
 from pipelines.mapping.suggest import suggest
 from schemas.envelope import Envelope
-from schemas.events import ExamCodeMapped, ExamCodeMappingRemoved, ExamCodeQueued
+from pipelines.hl7.convert import stable_event_id
+from schemas.events import ExamCodeMapped, ExamCodeMappingRemoved, ExamCodeQueued, ExamItemsResolved
 from schemas.registry import REGISTRY
 
 _md = sa.MetaData()
@@ -35,6 +36,18 @@ exam_code_mappings = sa.Table(
     sa.Column("seen_count", sa.Integer, nullable=False, default=1),
     sa.Column("updated_at", sa.String(40), nullable=False),
     sa.Column("actor", sa.String(64)),
+)
+
+#: Orders seen per local code, so that a mapping change re-resolves them (ExamItemsResolved again).
+exam_code_orders = sa.Table(
+    "exam_code_orders",
+    _md,
+    sa.Column("hospital", sa.String(32), primary_key=True),
+    sa.Column("order_id", sa.String(64), primary_key=True),
+    sa.Column("local_code", sa.String(256), nullable=False, index=True),
+    sa.Column("person_key", sa.String(128), nullable=False),
+    sa.Column("accession_number", sa.String(64)),
+    sa.Column("ordered_ms", sa.BigInteger, nullable=False),
 )
 
 MAPPED = ("auto", "confirmed")
@@ -118,6 +131,28 @@ class MappingStore:
                                         reason="defaults used: " + ", ".join(res.defaults) if res.defaults else None)
         return (), self._queue(hospital, local_code, local_name, "; ".join(res.problems) or "not understood")
 
+    def resolve_order(self, order: Envelope) -> list[Envelope]:
+        """For an ExamOrdered event: mapping events for its code if new, and ExamItemsResolved once the standard
+        items are known (now, or later when the code is mapped: the order is remembered for that)."""
+        p = order.payload
+        items, events = self.observe(p["hospital"], p["local_item_code"], p["local_item_name"])
+        row = self._remember(order)
+        if items:
+            method = self.get(p["hospital"], p["local_item_code"]).method
+            events.append(self._resolved(p["hospital"], p["order_id"], p["person_key"], p.get("accession_number"),
+                                         list(items), method, row["ordered_ms"], causation_id=order.event_id))
+        return events
+
+    def _remember(self, order: Envelope) -> dict:
+        p = order.payload
+        row = dict(local_code=p["local_item_code"], person_key=p["person_key"],
+                   accession_number=p.get("accession_number"), ordered_ms=int(order.occurred_at.timestamp() * 1000))
+        key = (exam_code_orders.c.hospital == p["hospital"], exam_code_orders.c.order_id == p["order_id"])
+        with self.engine.begin() as conn:
+            if not conn.execute(exam_code_orders.update().where(*key).values(**row)).rowcount:
+                conn.execute(exam_code_orders.insert().values(hospital=p["hospital"], order_id=p["order_id"], **row))
+        return row
+
     def accept(self, hospital: str, local_code: str, *, items: list[str] | None = None, suggestion: int = 1,
                actor: str) -> list[Envelope]:
         """Confirm a mapping: the given items, or the n-th suggestion (1 = best), or the automatic one."""
@@ -165,7 +200,9 @@ class MappingStore:
     def apply(self, envelope: Envelope) -> None:
         """Replay one mapping event into the table (to rebuild it from the log; no new events)."""
         p = envelope.payload
-        if envelope.type == "ExamCodeMapped":
+        if envelope.type == "ExamOrdered":
+            self._remember(envelope)
+        elif envelope.type == "ExamCodeMapped":
             status = "auto" if p["method"] == "auto" else "confirmed"
             self._upsert(p["hospital"], p["local_code"], p["local_name"], items=p["standard_items"], status=status,
                          method=p["method"], reason=None, suggestions=[], actor=p.get("actor"))
@@ -196,7 +233,23 @@ class MappingStore:
                                else None)
         self._upsert(hospital, local_code, local_name, items=items, status=status, method=method, reason=reason,
                      suggestions=[], actor=actor)
-        return [self._envelope(event, hospital)]
+        with self.engine.connect() as conn:
+            orders = conn.execute(sa.select(exam_code_orders).where(
+                exam_code_orders.c.hospital == hospital, exam_code_orders.c.local_code == local_code)).all()
+        return [self._envelope(event, hospital)] + [
+            self._resolved(hospital, o.order_id, o.person_key, o.accession_number, items, method, o.ordered_ms)
+            for o in orders]
+
+    def _resolved(self, hospital: str, order_id: str, person_key: str, accession: str | None, items: list[str],
+                  method: str, ordered_ms: int, **envelope_fields) -> Envelope:
+        payload = ExamItemsResolved(hospital=hospital, person_key=person_key, order_id=order_id,
+                                    accession_number=accession, standard_items=items,
+                                    catalog_version=self.catalog.version, method=method)
+        # The id depends only on the fact (order, items, catalog, method): whichever path resolves the order
+        # (its arrival, a re-send, a later mapping), the same resolution has the same id and is kept once.
+        event_id = stable_event_id(ordered_ms, hospital, order_id, ";".join(items), self.catalog.version, method)
+        return REGISTRY.new(payload, key=person_key, source=hospital, occurred_at=_now(), event_id=event_id,
+                            **envelope_fields)
 
     def _queue(self, hospital: str, local_code: str, local_name: str, reason: str) -> list[Envelope]:
         ranked = suggest(local_name, self.catalog)

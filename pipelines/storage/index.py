@@ -128,8 +128,20 @@ class StudyRow:
     completions: int
 
 
+def _instance(row) -> InstanceRow:
+    return InstanceRow(**{k: row._mapping[k] for k in InstanceRow.__dataclass_fields__})
+
+
 def utcnow_iso() -> str:
     return datetime.now(timezone.utc).isoformat()
+
+
+# Built once: constructing SQLAlchemy statements per instance cost more CPU than the database work itself.
+_VERSIONS = (sa.select(instances.c.version, instances.c.dataset_sha256, instances.c.object_sha256)
+             .where(instances.c.sop_uid == sa.bindparam("sop")).order_by(instances.c.version))
+_STUDY_STATUS = (sa.select(studies.c.status, studies.c.completed_manifest_sha256)
+                 .where(studies.c.study_uid == sa.bindparam("study")))
+_INSERT_INSTANCE = instances.insert()
 
 
 class InstanceIndex:
@@ -142,13 +154,8 @@ class InstanceIndex:
     def record(self, row: InstanceRow, study: StudyFacts) -> RecordOutcome:
         """Add an instance version unless these exact bytes are already indexed under its SOP Instance UID."""
         with self._write_lock, self.engine.begin() as conn:
-            known = conn.execute(
-                sa.select(instances.c.version, instances.c.dataset_sha256, instances.c.object_sha256)
-                .where(instances.c.sop_uid == row.sop_uid)
-                .order_by(instances.c.version)
-            ).all()
-            srow = conn.execute(sa.select(studies.c.status, studies.c.completed_manifest_sha256)
-                                .where(studies.c.study_uid == row.study_uid)).first()
+            known = conn.execute(_VERSIONS, {"sop": row.sop_uid}).all()
+            srow = conn.execute(_STUDY_STATUS, {"study": row.study_uid}).first()
             status = srow.status if srow else "open"
             for version, dataset_sha, object_sha in known:
                 if dataset_sha == row.dataset_sha256:
@@ -158,7 +165,7 @@ class InstanceIndex:
             values = {**row.__dict__, "version": version, "opened_study": srow is None, "published": False,
                       "previous_object_sha256": known[-1].object_sha256 if known else None,
                       "reopened_manifest_sha256": reopened}
-            conn.execute(instances.insert().values(**values))
+            conn.execute(_INSERT_INSTANCE, values)
             if srow is None:
                 conn.execute(
                     studies.insert().values(
@@ -187,7 +194,7 @@ class InstanceIndex:
         """The current version of every instance of a study (or every version)."""
         q = sa.select(instances).where(instances.c.study_uid == study_uid)
         with self.engine.connect() as conn:
-            rows = [InstanceRow(**{k: r._mapping[k] for k in InstanceRow.__dataclass_fields__}) for r in conn.execute(q)]
+            rows = [_instance(r) for r in conn.execute(q)]
         if all_versions:
             return sorted(rows, key=lambda r: (r.series_uid, r.sop_uid, r.version))
         latest: dict[str, InstanceRow] = {}
@@ -199,7 +206,7 @@ class InstanceIndex:
     def versions_of(self, sop_uid: str) -> list[InstanceRow]:
         q = sa.select(instances).where(instances.c.sop_uid == sop_uid).order_by(instances.c.version)
         with self.engine.connect() as conn:
-            return [InstanceRow(**{k: r._mapping[k] for k in InstanceRow.__dataclass_fields__}) for r in conn.execute(q)]
+            return [_instance(r) for r in conn.execute(q)]
 
     def study(self, study_uid: str) -> StudyRow | None:
         with self.engine.connect() as conn:

@@ -123,10 +123,11 @@ class FileObjectStore(ObjectStore):
         tmp = final.parent / f".tmp-{uuid.uuid4().hex}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
         try:
-            for part in parts:
-                view = memoryview(part)
-                while view:
-                    view = view[os.write(fd, view):]
+            written, total = os.writev(fd, parts), sum(len(p) for p in parts)
+            if written < total:  # short write (rare): finish the rest piece by piece
+                rest = memoryview(b"".join(parts))[written:]
+                while rest:
+                    rest = rest[os.write(fd, rest):]
             if self.fsync == "each":
                 os.fsync(fd)
         except BaseException:

@@ -146,7 +146,7 @@ def volume_case(case: Case, rng):
             vol = D.mr_ghost(vol, s, MR_PHASE_AXIS[bp])
         else:
             a = rng.uniform(0, 2 * np.pi)
-            vol = D.ghost(vol, s, (round(10 / mm * np.sin(a)), round(10 / mm * np.cos(a))), axes=(1, 2))
+            vol = D.ghost(vol, s, (round(16 / mm * np.sin(a)), round(16 / mm * np.cos(a))), axes=(1, 2))
     elif d == "metal_streak":
         vol, info = D.metal_streaks(vol, s, rng, mm)
     elif d == "ring":

@@ -111,7 +111,7 @@ class KafkaLog(EventLog):
         self._producer_lock = threading.Lock()
         self._reader: _RawConsumer | None = None
         self._read_lock = threading.Lock()
-        self._index: OrderedDict[uuid.UUID, Position | tuple[_Batch, int]] = OrderedDict()
+        self._index: OrderedDict[uuid.UUID, tuple[_Batch, int]] = OrderedDict()  # event_id -> its append
         self._index_lock = threading.Lock()
         self._dedup_window = dedup_window
 
@@ -173,37 +173,35 @@ class KafkaLog(EventLog):
         n = self.partitions(topic)
         name = self.kafka_topic(topic)
         batch = _Batch(topic)
-        refs: list[Position | tuple[_Batch, int]] = []  # per envelope: known position, or a slot in flight
-        fresh: list[tuple[uuid.UUID, Envelope]] = []
+        refs: list[tuple[_Batch, int]] = []  # per envelope, the append (this one or an earlier) that carries it
+        fresh: list[Envelope] = []
         with self._index_lock:
             index = self._index
             for e in envelopes:
-                known = index.get(e.event_id)
-                if known is None:
-                    known = index[e.event_id] = (batch, len(fresh))
-                    fresh.append((e.event_id, e))
-                refs.append(known)
+                ref = index.get(e.event_id)
+                if ref is None:
+                    ref = index[e.event_id] = (batch, len(fresh))
+                    fresh.append(e)
+                refs.append(ref)
+            while len(index) > self._dedup_window:
+                index.popitem(last=False)
         batch.expect(len(fresh))
         producer = self._get_producer()
+        delivered = False
         try:
-            for slot, (event_id, e) in enumerate(fresh):
+            for slot, e in enumerate(fresh):
                 value = e.to_bytes()
                 key = e.key
                 # The envelope's JSON starts with its event_id: the header is that slice, not a second formatting.
-                header = value[13:49] if value[:13] == b'{"event_id":"' else str(event_id).encode()
+                header = value[13:49] if value[:13] == b'{"event_id":"' else str(e.event_id).encode()
                 self._produce(producer, name, value, key.encode(), partition_for(key, n), header,
                               partial(batch.delivered, slot))
-            self._await(producer, {r[0] for r in refs if type(r) is tuple})
+            self._await(producer, {b for b, _ in refs})
+            out = [b.position(slot) for b, slot in refs]
+            delivered = True
         finally:
-            self._settle(batch, fresh)
-        out = []
-        for r in refs:
-            if type(r) is tuple:
-                b, slot = r
-                r = b.results[slot]
-                if not isinstance(r, Position):
-                    raise KafkaException(r)
-            out.append(r)
+            if not delivered:
+                self._forget(batch, fresh)
         return out
 
     @staticmethod
@@ -223,19 +221,15 @@ class KafkaLog(EventLog):
             while b.pending():
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"no delivery report within {self.timeout + 5}s")
-                producer.poll(_IDLE)
+                # flush, not poll: it sends what waits for linger.ms at once (and serves the delivery reports)
+                producer.flush(_IDLE)
 
-    def _settle(self, batch: "_Batch", fresh: list[tuple[uuid.UUID, Envelope]]) -> None:
-        """Replace finished deliveries by their positions in the index; forget failed or abandoned ones."""
+    def _forget(self, batch: "_Batch", fresh: list[Envelope]) -> None:
+        """Drop the events of a failed append from the index, so that a retry appends them."""
         with self._index_lock:
-            index = self._index
-            for (event_id, _), result in zip(fresh, batch.results):
-                if isinstance(result, Position):
-                    index[event_id] = result
-                else:
-                    index.pop(event_id, None)
-            while len(index) > self._dedup_window:
-                index.popitem(last=False)
+            for slot, e in enumerate(fresh):
+                if self._index.get(e.event_id) == (batch, slot) and not isinstance(batch.results[slot], Position):
+                    del self._index[e.event_id]
 
     def _get_producer(self) -> Producer:
         with self._producer_lock:
@@ -260,7 +254,7 @@ class KafkaLog(EventLog):
                 while len(out) < limit:
                     msgs = reader.consume(limit - len(out), 0) or [m for m in [reader.poll(_IDLE)] if m is not None]
                     if msgs:
-                        if self._take(msgs, topic, out, limit):
+                        if self._take(msgs, topic, partition, out, limit):
                             break
                         continue
                     if time.monotonic() > deadline:
@@ -275,12 +269,14 @@ class KafkaLog(EventLog):
                 reader.unassign()
         return out
 
-    def _take(self, msgs: list[Message], topic: str, out: list[LogRecord], limit: int) -> bool:
-        """Append the records among ``msgs`` to ``out``; True when the end of the partition was reached."""
+    def _take(self, msgs: list[Message], topic: str, partition: int, out: list[LogRecord], limit: int) -> bool:
+        """Append the partition's records among ``msgs`` to ``out``; True when its end was reached."""
+        got: list[LogRecord] = []
         ends: dict[tuple[str, int], int] = {}
-        self.records(msgs, out, ends)
+        self.records(msgs, got, ends)
+        out.extend(r for r in got if r.partition == partition and r.topic == topic)
         del out[limit:]
-        return bool(ends)
+        return (topic, partition) in ends
 
     def records(self, msgs: list[Message], out: list[LogRecord], ends: dict[tuple[str, int], int]) -> None:
         """Turn messages into records appended to ``out``; end-of-partition events go to ``ends`` (offset)."""
@@ -331,7 +327,7 @@ class KafkaLog(EventLog):
                         continue
                     if err.code() == _EOF:
                         ends[m.partition()] = m.offset()
-                    else:
+                    elif err.fatal() or not err.retriable():
                         raise KafkaException(err)
         finally:
             reader.unassign()
@@ -401,6 +397,12 @@ class _Batch:
 
     def pending(self) -> bool:
         return 0 in self.reported
+
+    def position(self, slot: int) -> Position:
+        result = self.results[slot]
+        if not isinstance(result, Position):
+            raise KafkaException(result or KafkaError(KafkaError._TIMED_OUT, "no delivery report"))
+        return result
 
     def delivered(self, slot: int, err: KafkaError | None, msg: Message) -> None:
         self.results[slot] = err if err is not None else Position(self.topic, msg.partition(), msg.offset())

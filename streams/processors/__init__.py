@@ -2,7 +2,11 @@
 from streams.processors.base import Processor, ViewTable
 from streams.processors.daily_counts import HospitalDailyCounts
 from streams.processors.history import ExamHistory
+from streams.processors.recognition import Recognition, RecognitionStats
+from streams.processors.reminders import DoctorReminders, Reminders
 
-ALL: tuple[type[Processor], ...] = (ExamHistory, HospitalDailyCounts)
+ALL: tuple[type[Processor], ...] = (ExamHistory, HospitalDailyCounts, Reminders, DoctorReminders, Recognition,
+                                    RecognitionStats)
 
-__all__ = ["Processor", "ViewTable", "ExamHistory", "HospitalDailyCounts", "ALL"]
+__all__ = ["Processor", "ViewTable", "ExamHistory", "HospitalDailyCounts", "Reminders", "DoctorReminders",
+           "Recognition", "RecognitionStats", "ALL"]

@@ -13,8 +13,8 @@ Where a partition resumes: the projector's stored positions, not the group's com
 assigned partition to its committed offset once a rebalance completes (``Consumer.perform_seek``); the consumer
 here answers that seek with the projector's positions instead. Skipping alone would cover a committed offset that
 is *behind* the views (records are read again and skipped), but not one that is *ahead* of them: the views were
-dropped for a rebuild (``wanying views rebuild``), restored from a backup, or the worker stopped while a batch was
-acked but its transaction failed. Seeking to the stored positions covers all three, as the embedded runtime does.
+dropped for a rebuild (``wanying views rebuild``), restored from a backup, or a batch was acked at shutdown while
+its transaction was still running, and that transaction then failed. Seeking to the stored positions covers all three, as the embedded runtime does.
 
 Tansu (the broker we test against) quirks handled here:
 - a group join takes half of ``session.timeout.ms``: the session timeout is a setting (6 s in tests), with the
@@ -22,6 +22,10 @@ Tansu (the broker we test against) quirks handled here:
 - aiokafka idempotent/transactional producers fail: neither is enabled (Faust's defaults);
 - RocksDB tables can fail on restart: ``store="memory://"`` (state lives in the projector's SQL anyway);
 - the high watermark it reports is wrong: nothing here reads it (lag is measured from the views' positions).
+
+Not a Tansu quirk but met on the way: :class:`~streams.log.kafka.KafkaLog` produces lz4-compressed batches, and
+aiokafka decodes lz4 only when ``cramjam`` is installed (a dependency for that reason); without it the fetcher
+crashes with ``UnsupportedCodecError`` and the worker stops with status 1.
 """
 from __future__ import annotations
 
@@ -30,7 +34,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 import faust
 from faust.transport.drivers import aiokafka as aiokafka_driver
@@ -41,6 +45,7 @@ from streams.topics import PARTITIONS, publish
 from streams.views.projector import Projector
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -144,10 +149,12 @@ class FaustRuntime:
         self.app.agent(channel, name=f"project-{topic}", concurrency=1)(project)
 
     def record(self, message: Any) -> LogRecord:
-        value: bytes = message.value
-        event_id = _header(message.headers, "event_id") or str(Envelope.from_bytes(value).event_id)
+        """Never raises: a record that is not an envelope fails in :meth:`apply` (retried, like the embedded
+        runtime), where raising here would crash the agent after Faust had acked the batch."""
+        value: bytes = message.value or b""
         return LogRecord(self.logical(message.topic) or message.topic, message.partition, message.offset,
-                         (message.key or b"").decode(), event_id, value)
+                         (message.key or b"").decode(errors="replace"),
+                         _header(message.headers, "event_id") or _event_id(value), value)
 
     async def apply(self, records: Sequence[LogRecord]) -> None:
         """Apply and flush the outbox, retrying until it succeeds: an agent that raised would ack the batch."""
@@ -175,7 +182,7 @@ class FaustRuntime:
         """Decided events left in the outbox by a worker that stopped before appending them."""
         await self.run_sql(self.flush_outbox)
 
-    async def run_sql(self, fn, *args):
+    async def run_sql(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._sql, fn, *args)
 
     # ------------------------------------------------------------------ running
@@ -199,6 +206,13 @@ def _header(headers: Any, name: str) -> str | None:
         if k == name:
             return v.decode() if isinstance(v, bytes) else str(v)
     return None
+
+
+def _event_id(value: bytes) -> str:
+    try:
+        return str(Envelope.from_bytes(value).event_id)
+    except ValueError:
+        return ""
 
 
 def create_runtime(settings: FaustSettings, projector: Projector, event_log: EventLog) -> FaustRuntime:

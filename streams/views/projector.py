@@ -148,6 +148,8 @@ class Projector:
             processor_state.insert(),
             [{"processor": proc.name, "state_key": k, "state": json.dumps(states[k], sort_keys=True)} for k in keys],
         )
+        if not proc.views:  # a decider with state only
+            return
         selectors = [proc.key_values(key) for key in keys]
         columns = list(selectors[0])
         for view in proc.views:

@@ -78,4 +78,5 @@ def test_a_less_authoritative_count_does_not_override(dicom_stack, ct_files):
     uid = dicom_stack.index.studies_in()[0].study_uid
     dicom_stack.completion.expect(uid, 12, "orthanc")
     dicom_stack.completion.expect(uid, 3, "order")
-    assert (dicom_stack.index.study(uid).expected_instances, dicom_stack.index.study(uid).expected_source) == (12, "orthanc")
+    study = dicom_stack.index.study(uid)
+    assert (study.expected_instances, study.expected_source) == (12, "orthanc")

@@ -30,7 +30,8 @@ def scp(dicom_stack):
 def storescu(port: int, files: list[Path], calling_ae: str, propose: str = "-x=") -> subprocess.CompletedProcess:
     """``propose``: the transfer syntax option matching the files (storescu transcodes to what is accepted);
     -R: only the contexts the files need; -nh: go on after a refusal."""
-    return subprocess.run(["storescu", propose, "-R", "-nh", "-aet", calling_ae, "-aec", "WANYING", "127.0.0.1", str(port),
+    return subprocess.run(["storescu", propose, "-R", "-nh", "-aet", calling_ae, "-aec", "WANYING", "127.0.0.1",
+                           str(port),
                            *map(str, files)], env={**os.environ, "TCP_NODELAY": "1"}, capture_output=True,
                           text=True, timeout=120)
 

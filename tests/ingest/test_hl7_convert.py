@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from pipelines.hl7.message import parse
+from streams.topics import publish
 from schemas.registry import REGISTRY
 from tests.ingest.conftest import all_events
 from tests.ingest.hl7_samples import (ID_1, ID_2, NAME_1, NAME_2, PHONE_1, PHONE_2, adt_a04, encode, orm_o01,
@@ -60,17 +61,30 @@ def test_orders_split_and_feed_the_mapping_queue(hl7_ingest, event_log, mappings
              o.payload["modality"]) for o in orders] == [
         ("SQ20261128001", "CT0401", "ACC20261128001", "CT"), ("SQ20261128002", "DR0999", "ACC20261128002", "DX")]
     assert orders[0].payload["local_item_name"] == "胸部+上腹部CT平扫"
-    assert {e.type for e in events} == {"ExamOrdered", "ExamCodeMapped", "ExamCodeQueued"}
-    assert set(mappings.get("AHSL", "CT0401").items) == {"CT-CHEST-P", "CT-UPPER_ABD-P"}
+    assert sorted(e.type for e in events) == ["ExamCodeMapped", "ExamCodeQueued", "ExamItemsResolved",
+                                              "ExamOrdered", "ExamOrdered"]
+    [resolved] = [e for e in events if e.type == "ExamItemsResolved"]
+    assert resolved.payload["order_id"] == "SQ20261128001" and resolved.causation_id == orders[0].event_id
+    assert resolved.payload["standard_items"] == ["CT-CHEST-P", "CT-UPPER_ABD-P"] and resolved.key == orders[0].key
     assert [m.local_code for m in mappings.review_queue()] == ["DR0999"]
     for e in events:
         REGISTRY.validate(e)
+    # the reviewer maps the queued code: the waiting order is resolved then
+    later = mappings.accept("AHSL", "DR0999", items=["DR-KNEE-L-AP_LAT", "DR-KNEE-R-AP_LAT"], actor="reviewer")
+    assert [e.type for e in later] == ["ExamCodeMapped", "ExamItemsResolved"]
+    assert later[1].payload["order_id"] == "SQ20261128002" and later[1].payload["method"] == "manual"
+    publish(event_log, later)
+    before = {e.event_id for e in all_events(event_log)}
+    # the same message again adds no new facts (same event ids, dropped by idempotent consumers)
+    hl7_ingest.handle(raw, "t")
+    assert {e.event_id for e in all_events(event_log)} == before
 
 
 def test_omi_o23_and_cancel(hl7_ingest, event_log):
     hl7_ingest.handle(orm_o01(control="A").replace("ORM^O01^ORM_O01", "OMI^O23^OMI_O23").encode(), "t")
     hl7_ingest.handle(orm_o01(control="B", control_code="CA").encode(), "t")
-    assert sorted(e.type for e in all_events(event_log)) == ["ExamCancelled", "ExamCodeMapped", "ExamOrdered"]
+    assert sorted(e.type for e in all_events(event_log)) == ["ExamCancelled", "ExamCodeMapped", "ExamItemsResolved",
+                                                             "ExamOrdered"]
     cancel = next(e for e in all_events(event_log) if e.type == "ExamCancelled")
     assert cancel.payload["order_id"] == "SQ20261128001"
 

@@ -53,7 +53,8 @@ def test_many_messages_one_connection_partial_writes(hl7_ingest, dead_letters, e
     assert b"\rERR||MSH^1^4|103^" in acks[4]
     assert stats == {"connections": 1, "messages": 5, "framing_rejects": 0}
     types = sorted(e.type for e in all_events(event_log))
-    assert types == ["ExamCodeMapped", "ExamOrdered", "PatientOpened", "ReportFinalized", "VisitStarted"]
+    assert types == ["ExamCodeMapped", "ExamItemsResolved", "ExamOrdered", "PatientOpened", "ReportFinalized",
+                     "VisitStarted"]
     [letter] = dead_letters.list()
     assert letter.body == messages[4] and "not registered" in letter.reason
 

@@ -92,3 +92,27 @@ def test_table_rebuilds_from_its_events(tmp_path):
                 for m in s.list()]
 
     assert view(rebuilt) == view(store)
+
+
+def test_orders_waiting_for_a_code_are_resolved_when_it_is_mapped_even_after_a_rebuild(tmp_path):
+    from datetime import datetime, timezone
+
+    from schemas.events import ExamOrdered
+
+    store = _store(tmp_path)
+    key = "h.AHSL." + "a" * 32
+    order = REGISTRY.new(ExamOrdered(hospital="AHSL", order_id="SQ9", person_key=key, local_item_code="K7",
+                                     local_item_name="膝关节正侧位", accession_number="ACC9"),
+                         key=key, source="AHSL", occurred_at=datetime(2026, 11, 28, 9, tzinfo=timezone.utc))
+    events = store.resolve_order(order)
+    assert [e.type for e in events] == ["ExamCodeQueued"]  # not resolvable yet: queued, order remembered
+    rebuilt = MappingStore(sa.create_engine("sqlite://"), default_catalog())
+    for e in [order, *events]:
+        rebuilt.apply(e)
+    for s in (store, rebuilt):
+        later = s.accept("AHSL", "K7", items=["DR-KNEE-R-AP_LAT"], actor="r")
+        assert [e.type for e in later] == ["ExamCodeMapped", "ExamItemsResolved"]
+        p = later[1].payload
+        assert (p["order_id"], p["accession_number"], p["standard_items"], later[1].key) == (
+            "SQ9", "ACC9", ["DR-KNEE-R-AP_LAT"], key)
+    assert store.accept("AHSL", "K7", items=["DR-KNEE-R-AP_LAT"], actor="r")[1].event_id == later[1].event_id

@@ -12,7 +12,8 @@ from pipelines.storage.manifest import build_manifest
 
 def _row(sop: str, content: bytes, series: str = "1.2.3.1", study: str = "1.2.3") -> InstanceRow:
     digest = hashlib.sha256(content).hexdigest()
-    return InstanceRow(study_uid=study, series_uid=series, sop_uid=sop, version=0, sop_class_uid="1.2.840.10008.5.1.4.1.1.2",
+    return InstanceRow(study_uid=study, series_uid=series, sop_uid=sop, version=0,
+                       sop_class_uid="1.2.840.10008.5.1.4.1.1.2",
                        transfer_syntax="1.2.840.10008.1.2.1", object_sha256=digest, dataset_sha256=digest,
                        size=len(content), received_at="2026-11-28T10:00:00+00:00", hospital="AHSL", source_ae="CT1",
                        modality="CT")

@@ -8,7 +8,15 @@ import pytest
 
 from streams.log.kafka import KafkaLog
 from streams.topics import create_topics
-from tests.runtimes import Worker, append, assert_same_views, clean_replay, projector_at, wait_applied
+from tests.runtimes import (
+    Worker,
+    append,
+    assert_same_views,
+    clean_replay,
+    projector_at,
+    wait_applied,
+    wait_caught_up,
+)
 from tests.streamgen import generate
 
 
@@ -19,9 +27,9 @@ def test_embedded_and_faust_give_the_same_views(kafka_broker, tmp_path):
     embedded = clean_replay(stream, tmp_path / "embedded")  # SqliteLog + EmbeddedRunner
 
     prefix = f"equiv{uuid.uuid4().hex[:8]}."
-    with KafkaLog(kafka_broker.bootstrap, prefix=prefix) as log:
-        create_topics(log)
-        append(log, stream)
+    log = KafkaLog(kafka_broker.bootstrap, prefix=prefix)
+    create_topics(log)
+    append(log, stream)
     url = f"sqlite:///{tmp_path / 'faust-views.sqlite'}"
     faust_views = projector_at(url)
     worker = Worker(tmp_path, data_dir=tmp_path / "data", log_backend="kafka", views_url=url,
@@ -29,10 +37,12 @@ def test_embedded_and_faust_give_the_same_views(kafka_broker, tmp_path):
                     broker_session_timeout=6).start()
     try:
         wait_applied(faust_views, len(stream), worker, timeout=120)
+        wait_caught_up(faust_views, log, worker)
         assert worker.stop() == 0, worker.output()
     finally:
         if worker.alive():
             worker.kill()
+        log.close()
 
     assert faust_views.positions() == embedded.positions()
     assert all(faust_views.count_rows().values()), faust_views.count_rows()

@@ -23,6 +23,8 @@ from wanying.wiring import Platform, make_engine
 
 REPO = Path(__file__).resolve().parents[2]
 WANYING = REPO / ".venv" / "bin" / "wanying"
+# The processors whose rows these tests spell out; the platform runs more (ALL), checked by the rebuild tests.
+CORE = (ExamHistory, HospitalDailyCounts)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -43,7 +45,7 @@ def log(tmp_path):
 @pytest.fixture
 def projector(views_url):
     engine = make_engine(views_url)
-    projector = Projector(engine, [p() for p in ALL])
+    projector = Projector(engine, [p() for p in CORE])
     projector.create()
     yield projector
     engine.dispose()
@@ -171,7 +173,7 @@ def test_a_failure_inside_apply_writes_nothing(log, projector, story):
 
     # The retry after the failure gives exactly what an unbroken run gives.
     assert projector.apply(tail).applied == len(tail)
-    reference = Projector(make_engine("sqlite://"), [p() for p in ALL])
+    reference = Projector(make_engine("sqlite://"), [p() for p in CORE])
     reference.create()
     reference.apply(records)
     assert projector.dump() == reference.dump()
@@ -186,18 +188,21 @@ def test_rebuild_views_gives_the_same_dump(tmp_path, views_url):
     b = StreamBuilder()
     realistic_stream(b)
     publish(platform.log, b.events)
-    platform.runner().run_until_caught_up()
+    applied = platform.runner().run_until_caught_up()  # 19, plus whatever the deciders in ALL add to the log
+    on_log = {t: platform.log.count(t) for t in platform.topics()}
+    assert applied == sum(on_log.values()) >= 19
     before = platform.projector.dump()
     assert sum(map(len, before.values())) > 20
-    assert platform.rebuild_views() == 19
+    assert platform.rebuild_views() == applied
     assert platform.projector.dump() == before
+    assert {t: platform.log.count(t) for t in platform.topics()} == on_log  # re-decided events were not re-appended
     platform.close()
 
     env = {**os.environ, "WANYING_DATA_DIR": str(tmp_path / "data"), "WANYING_VIEWS_URL": views_url}
     done = subprocess.run([str(WANYING), "views", "rebuild"], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert "rebuilt views from 19 events" in done.stdout
+    assert f"rebuilt views from {applied} events" in done.stdout
     engine = make_engine(views_url)
     after = Projector(engine, [p() for p in ALL])
     assert after.dump() == before
@@ -211,5 +216,47 @@ def test_views_status_on_an_empty_data_dir(tmp_path):
                           text=True, timeout=120, env={**os.environ, "WANYING_DATA_DIR": str(tmp_path / "d"),
                                                       "PYTHONPATH": str(REPO)})
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == {"rows": {"exam_history": 0, "person_links": 0, "hospital_daily_counts": 0},
-                                       "lag": 0}
+    status = json.loads(done.stdout)
+    assert status["lag"] == 0
+    assert {"exam_history", "person_links", "hospital_daily_counts"} <= set(status["rows"])
+    assert set(status["rows"].values()) == {0}
+    assert len(status["rows"]) == len(Projector(make_engine("sqlite://"), [p() for p in ALL]).view_tables())
+
+
+class OpenedReminder(ExamHistory.__mro__[1]):  # a bare Processor: state only, no view tables
+    """Decides a reminder when a doctor opens a patient; keeps a count as its state."""
+
+    name = "opened_reminder"
+    handles = frozenset({"PatientOpened"})
+    views = ()
+
+    def initial(self):
+        return {"opened": 0}
+
+    def evolve(self, state, event):
+        state["opened"] += 1
+        return state
+
+    def decide(self, state, event):
+        from schemas import REGISTRY
+        from schemas.events import ReminderRaised
+
+        p = event.payload
+        return [REGISTRY.new(ReminderRaised(hospital=p["hospital"], doctor_id=p["doctor_id"], person_key=p["person_key"],
+                                            trigger="patient_opened", exam_count=state["opened"], study_uids=[]),
+                             key=event.key, source="wanying", occurred_at=event.occurred_at, **event.caused())]
+
+
+def test_decided_events_go_through_the_outbox_once(log, projector, story):
+    deciding = Projector(projector.engine, [*projector.processors, OpenedReminder()])
+    deciding.create()
+    runner = EmbeddedRunner(log, deciding, all_topics())
+    assert runner.run_until_caught_up() == 20  # 19 events, then the reminder decided from the one PatientOpened
+    reminders = [r.envelope() for r in _all_records(log) if r.envelope().type == "ReminderRaised"]
+    assert len(reminders) == 1 and reminders[0].payload["exam_count"] == 0
+    assert deciding.pending_outbox() == []
+    assert deciding.apply(_all_records(log)).decided == []  # replayed records decide nothing again
+    with deciding.engine.connect() as conn:
+        states = dict(conn.execute(sa.select(processor_state.c.processor, processor_state.c.state).where(
+            processor_state.c.processor == "opened_reminder")).all())
+    assert states == {"opened_reminder": '{"opened": 1}'}

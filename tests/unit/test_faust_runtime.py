@@ -71,6 +71,9 @@ def test_message_becomes_a_log_record_with_the_logical_topic(tmp_path):
     # A producer that left out the header: the id comes from the envelope.
     assert runtime.record(_message("t.", "person", 7, 43, e, headers=[])).event_id == str(e.event_id)
     assert runtime.logical("t.person") == "person" and runtime.logical("other.person") is None
+    # Not an envelope and no header: the record is still made (the projector refuses it, inside the retry loop).
+    junk = Message("t.person", 0, 1, 0.0, 0, None, None, b"not json", None)
+    assert runtime.record(junk).event_id == "" and runtime.record(junk).key == ""
 
 
 def test_batch_is_applied_once_and_decided_events_reach_the_log(tmp_path):

@@ -1,0 +1,1 @@
+"""DICOM ingest: the C-STORE SCP, pulls from hospital PACS, the accept path, study completion."""
