@@ -518,11 +518,22 @@ class MergedExam(Payload):
     qc_grade: ShortText | None = None
 
 
+@event("HospitalKeyLinked", topic="person")
+class HospitalKeyLinked(Payload):
+    """Sent on the partition of the hospital-scoped ``linked_key`` once a ``PatientLinked`` joined it to
+    ``person_key``: from here on, that partition's history is handed over (``PersonHistoryMerged``). Being on the
+    hospital-scoped partition, it meets that partition's events in the same order on every replay."""
+
+    person_key: PersonKey
+    linked_key: PersonKey
+    hospital: HospitalCode
+
+
 @event("PersonHistoryMerged", topic="person")
 class PersonHistoryMerged(Payload):
     """Exams recorded under a hospital-scoped key, handed to the national key it was linked to.
 
-    Decided after ``PatientLinked`` (the exams known so far) and after every later event on the hospital-scoped
+    Decided after ``HospitalKeyLinked`` (the exams known so far) and after every later event on the hospital-scoped
     key (the exam it changed), so the national key's reminders and duplicate checks see the whole history."""
 
     person_key: PersonKey

@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     worker_batch: int = 1000
     views_url: str = ""  # default: SQLite in data_dir
     deadletter_url: str = ""  # default: SQLite in data_dir
+    dicom_store_url: str = ""  # originals (default: data_dir/objects); s3://bucket/prefix in production
+    dicom_index_url: str = ""  # the instance index (default: SQLite in data_dir)
     keys_file: Path | None = None  # default: data_dir/keys.json (created on first start; production uses a KMS)
     api_host: str = "127.0.0.1"
     api_port: int = 8420

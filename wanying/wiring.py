@@ -75,6 +75,30 @@ class Platform:
     def intake(self) -> EventIntake:
         return EventIntake(self.log, self.dead_letters)
 
+    @cached_property
+    def dicom_store(self):
+        from pipelines.storage.objects import open_store
+
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        return open_store(self.settings.dicom_store_url or str(self.settings.data_dir.resolve() / "objects"))
+
+    @cached_property
+    def dicom_index(self):
+        from pipelines.storage.index import InstanceIndex
+
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        url = self.settings.dicom_index_url or f"sqlite:///{(self.settings.data_dir / 'dicom-index.sqlite').resolve()}"
+        return InstanceIndex(make_engine(url))
+
+    @cached_property
+    def dicom_ingest(self):
+        """The one DICOM ingest path (C-STORE, pull, STOW-RS) with events on this platform's log."""
+        from pipelines.dicom.ingest import DicomIngest
+        from streams.topics import publish
+
+        return DicomIngest(store=self.dicom_store, index=self.dicom_index, dead_letters=self.dead_letters,
+                           keys=self.keys, publish=lambda events: publish(self.log, events))
+
     def topics(self) -> list[str]:
         return list(all_topics())
 

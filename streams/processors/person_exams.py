@@ -4,9 +4,10 @@ status, links from hospital-scoped keys, and the recognition rules applied to on
 Shared by :mod:`streams.processors.reminders` and :mod:`streams.processors.recognition`; pure, no I/O.
 
 A hospital-scoped key's events sit on another partition than the national key it is linked to, so its exams are
-handed over by an event: ``PatientLinked`` is processed in the hospital-scoped key's state (``state_key`` is the
-linked key), which then decides a ``PersonHistoryMerged`` with every exam it knows, and one more after each later
-event on that key. The national key's state takes them in whatever order the partitions are read.
+handed over by events, each decided in partition order so that a replay decides exactly the same ones:
+``PatientLinked`` (national partition) decides ``HospitalKeyLinked`` on the hospital-scoped partition; there, after
+that partition's earlier events, it decides a ``PersonHistoryMerged`` with every exam known, and one more after each
+later event on that key. The national key's state takes them as they come.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from schemas.envelope import Envelope, new_event_id
-from schemas.events import MergedExam, PersonHistoryMerged
+from schemas.events import HospitalKeyLinked, MergedExam, PersonHistoryMerged
 from schemas.hospitals import HospitalDirectory
 from schemas.recognition_rules import RuleVersion
 from schemas.registry import REGISTRY
@@ -33,7 +34,8 @@ GRADE_RANK = {"甲": 0, "乙": 1, "丙": 2, "废片": 3}
 #: Events the person fold takes.
 FOLDED = frozenset(
     {"VisitStarted", "PatientUpdated", "ExamOrdered", "ExamCancelled", "StudyReceived", "StudyCompleted",
-     "ReportFinalized", "ReportAmended", "QCScored", "ExamItemsResolved", "PatientLinked", "PersonHistoryMerged"}
+     "ReportFinalized", "ReportAmended", "QCScored", "ExamItemsResolved", "PatientLinked", "HospitalKeyLinked",
+     "PersonHistoryMerged"}
 )
 _MERGED_FIELDS = tuple(MergedExam.model_fields)
 
@@ -68,10 +70,6 @@ def initial() -> dict[str, Any]:
     return {"exams": {}, "links": {}, "merged_into": None, "birth_year": None}
 
 
-def state_key(event: Envelope) -> str:
-    return event.payload["linked_key"] if event.type == "PatientLinked" else event.key
-
-
 def _blank(hospital: str) -> dict[str, Any]:
     return {"hospital": hospital, "order_id": None, "accession_number": None, "study_uid": None, "study_date": None,
             "ordered_at": None, "modality": None, "patient_class": None, "standard_items": [], "status": "ordered",
@@ -90,7 +88,9 @@ def evolve(state: dict[str, Any], event: Envelope) -> dict[str, Any]:
     if t in ("VisitStarted", "PatientUpdated"):
         state["birth_year"] = p["person"].get("birth_year") or state["birth_year"]
         return state
-    if t == "PatientLinked":  # processed in the hospital-scoped key's state
+    if t == "PatientLinked":  # the handover starts on the other partition (HospitalKeyLinked)
+        return state
+    if t == "HospitalKeyLinked":  # processed in the hospital-scoped key's state
         state["merged_into"] = p["person_key"]
         return state
     if t == "PersonHistoryMerged":
@@ -151,14 +151,17 @@ def snapshot(exam_id: str, exam: dict[str, Any]) -> MergedExam:
 
 def forwarded(state: dict[str, Any], event: Envelope) -> list[Envelope]:
     """``PersonHistoryMerged`` events owed to the national key this hospital-scoped state is linked to."""
+    p = event.payload
     if event.type == "PatientLinked":
-        p = event.payload
+        return [decided(HospitalKeyLinked(person_key=p["person_key"], linked_key=p["linked_key"],
+                                          hospital=p["hospital"]), event, key=p["linked_key"])]
+    if event.type == "HospitalKeyLinked":
         exams = [snapshot(i, e) for i, e in sorted(state["exams"].items())]
         return [decided(PersonHistoryMerged(person_key=p["person_key"], linked_key=p["linked_key"],
                                             hospital=p["hospital"], exams=exams), event, key=p["person_key"])]
     target = state["merged_into"]
     if target is None or event.type not in FOLDED or event.type in ("PersonHistoryMerged", "VisitStarted",
-                                                                      "PatientUpdated"):
+                                                                      "PatientUpdated", "PatientLinked"):
         return []
     after = evolve(copy.deepcopy(state), event)
     changed = [(i, e) for i, e in sorted(after["exams"].items()) if state["exams"].get(i) != e]

@@ -81,9 +81,6 @@ class Recognition(Processor[dict[str, Any]]):
         self.rules = rules or default_rules()
         self.hospitals = hospitals or default_hospitals()
 
-    def state_key(self, event: Envelope) -> str | None:
-        return px.state_key(event)
-
     def initial(self) -> dict[str, Any]:
         return {**px.initial(), "orders": {}}
 

@@ -319,8 +319,11 @@ def test_exams_under_a_hospital_key_count_once_linked(b, report_after_link):
     b.checked_order(national, HF1, "O1", local(DAY + timedelta(days=4)), CT_CHEST)
     run = run_of(b)
     assert found(run) == [("O1", CT_CHEST, uid)]
+    [handover] = run.of("HospitalKeyLinked")
+    assert (handover.key, handover.payload["person_key"]) == (scoped, national)
     merged = run.of("PersonHistoryMerged")
     assert merged and all(m.key == national and m.payload["linked_key"] == scoped for m in merged)
+    assert len(merged) == (2 if report_after_link else 1)  # the late report is handed over on its own
     assert [r.payload["study_uids"] for r in run.of("ReminderRaised")] == [[uid]]
 
 
@@ -338,6 +341,7 @@ def test_linked_exams_arriving_after_the_order_is_checked_are_found_too(b):
     assert found(run) == [("O1", CT_CHEST, uid)]
     [dup] = [e for e in run.of("DuplicateFound") if e.payload["order_id"] == "O1"]
     assert dup.causation_id == run.of("PersonHistoryMerged")[0].event_id
+    assert dup.correlation_id == b.events[-3].event_id  # the PatientLinked that started the handover
 
 
 def test_a_report_signed_after_the_order_was_checked_makes_a_candidate(b, pk):

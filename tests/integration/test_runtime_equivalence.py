@@ -44,6 +44,8 @@ def test_embedded_and_faust_give_the_same_views(kafka_broker, tmp_path):
             worker.kill()
         log.close()
 
-    assert faust_views.positions() == embedded.positions()
-    assert all(faust_views.count_rows().values()), faust_views.count_rows()
+    # Positions are not compared: events the processors decide land between the stream's records wherever each
+    # runtime's batches ended, so partitions may hold them at other offsets (or, where a decision depends on how
+    # partitions interleave, in other numbers). The views must not depend on that.
+    assert sum(faust_views.positions().values()) >= len(stream)
     assert_same_views(faust_views, embedded)

@@ -108,3 +108,13 @@ def test_client_errors_name_their_reason(stub, client):
         unreachable.complete([{"role": "user", "content": "hi"}])
     assert error.value.reason in ("transport", "timeout")
     assert not ChatConfig().configured and ChatConfig.from_settings(object()).timeout_s == 20.0
+
+
+@pytest.mark.parametrize("message,flag", [
+    ("胸口很痛", "chest_pain"), ("胸口好痛", "chest_pain"), ("心脏很疼", "chest_pain"),
+    ("头非常痛", "stroke"), ("我头痛得厉害", "stroke"),
+    ("胸口不痛", None), ("肚子有点痛", None), ("没有胸痛", None),
+])
+def test_red_flags_see_through_intensifiers(message, flag):
+    found = redflags.check(message)
+    assert (found.name if found else None) == flag

@@ -11,8 +11,8 @@ from interpret.marking import mark
 from tests.interpret.photos import photograph, render
 from tests.web.conftest import ARTIFACTS
 
-REPORT = ("检查所见：右肺上叶见一磨玻璃结节，大小约6mm。未见胸腔积液。肝实质密度弥漫性减低。\n"
-          "诊断意见：1. 右肺上叶磨玻璃结节，建议定期复查。2. 脂肪肝。")
+REPORT = ("检查所见：右肺上叶见一磨玻璃结节，大小约6mm。未见胸腔积液。肝右叶见低密度灶，考虑肝血管瘤可能。\n"
+          "诊断意见：1. 右肺上叶磨玻璃结节，建议定期复查。2. 肝血管瘤可能。3. 脂肪肝。")
 PHOTO_TEXT = "诊断意见：\n1. 胆囊结石。\n2. 肝囊肿。"
 
 pytestmark = pytest.mark.slow
@@ -37,6 +37,9 @@ def test_patient_reads_asks_and_photographs_a_report(live_api, phone):
     expect(nodule).to_have_class(re.compile(f"level-{expected['磨玻璃结节'].level}"))
     effusion = page.locator("#marked-report button.term", has_text="胸腔积液")
     expect(effusion).to_have_class(re.compile(r"\bnegated\b"))
+    expect(page.locator("#marked-report button.term", has_text="肝血管瘤").first).to_have_class(
+        re.compile(r"\buncertain\b"))
+    expect(nodule).not_to_have_class(re.compile(r"negated|uncertain"))
     expect(page.locator("#marked-report button.term")).to_have_count(len(spans))
     expect(disclaimer).to_be_in_viewport()
     nameless = page.evaluate("""() => [
@@ -44,7 +47,8 @@ def test_patient_reads_asks_and_photographs_a_report(live_api, phone):
         ...[...document.querySelectorAll('button')].filter(b => !(b.getAttribute('aria-label') || b.textContent.trim()))
             .map(b => b.outerHTML)]""")
     assert nameless == [], f"controls without an accessible name: {nameless}"
-    page.screenshot(path=ARTIFACTS / "interpret-1-marked.png", full_page=True)
+    page.screenshot(path=ARTIFACTS / "interpret-1-page.png")
+    page.locator("#marked-card").screenshot(path=ARTIFACTS / "interpret-1-marked.png")
 
     # Tapping a term opens its plain explanation, department and level.
     nodule.tap()
