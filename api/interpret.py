@@ -134,7 +134,7 @@ def chat(body: ChatRequest, request: Request, who: Principal = role("patient", "
             return _problem(422, "report needed", "send report_text to start a conversation about a report")
         live = store.open(who.name, dialogue.start(body.report_text), body.person_key)
         events.append(_envelope(started_event(
-            live.id, live.conversation, actor=who.name, role=who.role, person_key=live.person_key,
+            live.id, live.conversation, request.app.state.platform.keys, actor=who.name, role=who.role, person_key=live.person_key,
             study_uid=body.study_uid, report_id=body.report_id), who, live.person_key or live.id))
         if (audit := _audit(who, body, "report_conversation")) is not None:
             events.append(audit)

@@ -6,6 +6,8 @@ the log is the record, so losing one (a restart) only means the patient starts a
 """
 from __future__ import annotations
 
+import json
+
 import threading
 import time
 import uuid
@@ -19,7 +21,10 @@ from schemas.events import ConversationStarted, ConversationTurnRecorded, Marked
 TEXT_CONTEXT = "conversation"
 
 
-def started_event(conversation_id: str, conversation: Conversation, *, actor: str, role: str,
+TERMS_CONTEXT = "conversation-terms"
+
+
+def started_event(conversation_id: str, conversation: Conversation, keys: Keyring, *, actor: str, role: str,
                   person_key: str | None = None, study_uid: str | None = None,
                   report_id: str | None = None) -> ConversationStarted:
     """The fact that a conversation about a report began, with the terms marked in it (one per canonical term,
@@ -32,8 +37,15 @@ def started_event(conversation_id: str, conversation: Conversation, *, actor: st
                                                negated=span.negated, uncertain=span.uncertain)
     return ConversationStarted(
         conversation_id=conversation_id, person_key=person_key, study_uid=study_uid, report_id=report_id,
-        glossary_version=conversation.glossary_version, terms=list(terms.values()), actor=actor, role=role,
+        glossary_version=conversation.glossary_version, actor=actor, role=role,
+        terms=keys.encrypt(json.dumps([t.model_dump() for t in terms.values()], ensure_ascii=False),
+                           context=TERMS_CONTEXT),
     )
+
+
+def started_terms(event: ConversationStarted, keys: Keyring) -> list[MarkedTerm]:
+    """The marked terms of a ``ConversationStarted``, decrypted."""
+    return [MarkedTerm(**t) for t in json.loads(keys.decrypt(event.terms, context=TERMS_CONTEXT))]
 
 
 def turn_event(conversation_id: str, turn_index: int, turn: Turn, keys: Keyring, *,

@@ -457,7 +457,8 @@ class ConversationStarted(Payload):
     study_uid: DicomUID | None = None
     report_id: Identifier | None = None
     glossary_version: ShortText
-    terms: list[MarkedTerm]
+    terms: Encrypted = Field(description="JSON list of MarkedTerm, encrypted: which findings a person's report has "
+                                         "is health data")
     actor: Identifier
     role: Literal["patient", "doctor"]
 

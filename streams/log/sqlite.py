@@ -10,8 +10,9 @@ import sqlite3
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from schemas.envelope import Envelope
 from streams.log.port import Consumer, EventLog, LogRecord, Position, partition_for
@@ -44,7 +45,22 @@ class SqliteLog(EventLog):
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={FSYNC[fsync]}")
         self._db.executescript(_SCHEMA)
-        self._partitions: dict[str, int] = dict(self._db.execute("SELECT topic, partitions FROM topics"))
+        # Readers get their own connection: on the writer's, they would see an append before it commits (and
+        # after it rolls back). In WAL mode they never block the writer.
+        self._reader = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._read_lock = threading.Lock()
+        self._partitions: dict[str, int] = dict(self._query("SELECT topic, partitions FROM topics"))
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     # ------------------------------------------------------------------ topics
 
@@ -55,35 +71,35 @@ class SqliteLog(EventLog):
                 if existing != partitions:
                     raise ValueError(f"topic {topic} exists with {existing} partitions, not {partitions}")
                 return
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute("INSERT OR IGNORE INTO topics VALUES (?, ?)", (topic, partitions))
-            self._db.executemany(
-                "INSERT OR IGNORE INTO heads VALUES (?, ?, 0)", [(topic, p) for p in range(partitions)]
-            )
-            self._db.execute("COMMIT")
-            self._partitions[topic] = partitions
+            with self._transaction():
+                self._db.execute("INSERT OR IGNORE INTO topics VALUES (?, ?)", (topic, partitions))
+                # Another process may have created it first, with another count.
+                (stored,) = self._db.execute("SELECT partitions FROM topics WHERE topic = ?", (topic,)).fetchone()
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO heads VALUES (?, ?, 0)", [(topic, p) for p in range(stored)]
+                )
+            self._partitions[topic] = stored
+            if stored != partitions:
+                raise ValueError(f"topic {topic} exists with {stored} partitions, not {partitions}")
 
     def partitions(self, topic: str) -> int:
         if topic not in self._partitions:
-            row = self._db.execute("SELECT partitions FROM topics WHERE topic = ?", (topic,)).fetchone()
-            if row is None:
+            rows = self._query("SELECT partitions FROM topics WHERE topic = ?", (topic,))
+            if not rows:
                 raise KeyError(f"no topic {topic!r}")
-            self._partitions[topic] = row[0]
+            self._partitions[topic] = rows[0][0]
         return self._partitions[topic]
 
     # ------------------------------------------------------------------ append and read
 
     def append(self, topic: str, envelopes: Sequence[Envelope]) -> list[Position]:
         n = self.partitions(topic)
+        if not envelopes:
+            return []
         rows = [(e.event_id.bytes, e.key, e.to_bytes()) for e in envelopes]
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                positions = self._append_locked(topic, n, rows)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._transaction():
+            positions = self._append_locked(topic, n, rows)
+        with self._appended:
             self._appended.notify_all()
         return positions
 
@@ -123,15 +139,19 @@ class SqliteLog(EventLog):
         return found
 
     def read(self, topic: str, partition: int, offset: int, limit: int = 1000) -> list[LogRecord]:
-        cur = self._db.execute(
+        rows = self._query(
             "SELECT offset, key, event_id, value FROM records WHERE topic = ? AND partition = ? AND offset >= ?"
             " ORDER BY offset LIMIT ?",
             (topic, partition, offset, limit),
         )
-        return [LogRecord(topic, partition, o, k, str(uuid.UUID(bytes=e)), v) for o, k, e, v in cur]
+        return [LogRecord(topic, partition, o, k, str(uuid.UUID(bytes=e)), v) for o, k, e, v in rows]
 
     def end_offsets(self, topic: str) -> dict[int, int]:
-        return dict(self._db.execute("SELECT partition, next_offset FROM heads WHERE topic = ?", (topic,)))
+        return dict(self._query("SELECT partition, next_offset FROM heads WHERE topic = ?", (topic,)))
+
+    def _query(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
+        with self._read_lock:
+            return self._reader.execute(sql, params).fetchall()
 
     # ------------------------------------------------------------------ groups
 
@@ -139,19 +159,16 @@ class SqliteLog(EventLog):
         return SqliteConsumer(self, group, list(topics))
 
     def committed(self, group: str, topic: str) -> dict[int, int]:
-        return dict(
-            self._db.execute("SELECT partition, offset FROM group_offsets WHERE grp = ? AND topic = ?", (group, topic))
-        )
+        sql = "SELECT partition, offset FROM group_offsets WHERE grp = ? AND topic = ?"
+        return dict(self._query(sql, (group, topic)))
 
     def _commit(self, group: str, positions: dict[tuple[str, int], int]) -> None:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+        with self._transaction():
             self._db.executemany(
                 "INSERT INTO group_offsets VALUES (?, ?, ?, ?) ON CONFLICT (grp, topic, partition)"
                 " DO UPDATE SET offset = excluded.offset",
                 [(group, t, p, o) for (t, p), o in positions.items()],
             )
-            self._db.execute("COMMIT")
 
     def wait_for_append(self, timeout: float) -> None:
         """Wake when this process appends, or after ``timeout`` (appends by other processes are seen then)."""
@@ -159,8 +176,9 @@ class SqliteLog(EventLog):
             self._appended.wait(timeout)
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._read_lock:
             self._db.close()
+            self._reader.close()
 
 
 class SqliteConsumer(Consumer):

@@ -9,7 +9,8 @@ from fastapi.testclient import TestClient
 from api import interpret as interpret_api
 from api.app import create_app
 from api.auth import TokenStore
-from interpret.conversations import TEXT_CONTEXT
+from interpret.conversations import TEXT_CONTEXT, started_terms
+from schemas.events import ConversationStarted
 from tests.interpret.chat_stub import OK_ANSWER, ChatStub
 from tests.interpret.photos import photograph, render
 from wanying.settings import Settings
@@ -112,8 +113,10 @@ def test_chat_without_model_falls_back_and_records_every_turn_encrypted(env):
 
     [started] = _events(platform, "ConversationStarted")
     assert started.key == PERSON and started.payload["study_uid"] == "1.2.3.4"
-    terms = {t["canonical"]: t for t in started.payload["terms"]}
-    assert terms["胸腔积液"]["negated"] is True and terms["磨玻璃结节"]["level"] == "follow_up"
+    assert "磨玻璃结节" not in started.model_dump_json()  # which findings a report has is encrypted too
+    decoded = started_terms(ConversationStarted(**started.payload), platform.keys)
+    terms = {t.canonical: t for t in decoded}
+    assert terms["胸腔积液"].negated is True and terms["磨玻璃结节"].level == "follow_up"
     assert REPORT not in started.model_dump_json()
     turns = sorted(_events(platform, "ConversationTurnRecorded"), key=lambda e: e.payload["turn_index"])
     assert [t.payload["turn_index"] for t in turns] == [0, 1, 2, 3]

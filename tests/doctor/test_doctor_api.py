@@ -9,8 +9,8 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.auth import Principal, TokenStore
 from streams.topics import publish
-from tests.unit.exam_stream import CST
 from tests.doctor.stream import CT_CHEST, HF1, WH1, WH2, DoctorStream, local
+from tests.unit.exam_stream import CST
 from wanying.settings import Settings
 from wanying.wiring import Platform
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from interpret import dialogue
-from interpret.conversations import TEXT_CONTEXT, Conversations, started_event, turn_event
+from interpret.conversations import TEXT_CONTEXT, Conversations, started_event, started_terms, turn_event
 from pipelines.crypto import Keyring
 
 REPORT = "未见胸腔积液。诊断意见：1. 右侧胸腔积液待排。2. 肺结节。"
@@ -10,9 +10,12 @@ REPORT = "未见胸腔积液。诊断意见：1. 右侧胸腔积液待排。2. �
 
 def test_started_event_lists_each_term_once_preferring_the_affirmed_mention():
     conversation = dialogue.start(REPORT)
-    event = started_event("c-1", conversation, actor="demo-patient", role="patient")
-    terms = {t.canonical: t for t in event.terms}
-    assert len(terms) == len(event.terms) == len({s.canonical for s in conversation.spans})
+    keys = Keyring.generate()
+    event = started_event("c-1", conversation, keys, actor="demo-patient", role="patient")
+    decoded = started_terms(event, keys)
+    terms = {t.canonical: t for t in decoded}
+    assert len(terms) == len(decoded) == len({s.canonical for s in conversation.spans})
+    assert "胸腔积液" not in event.model_dump_json()
     effusion = [s for s in conversation.spans if s.canonical == terms["胸腔积液"].canonical]
     assert any(s.negated for s in effusion) and terms["胸腔积液"].negated is False
     assert event.glossary_version == conversation.glossary_version and event.person_key is None
