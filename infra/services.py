@@ -11,6 +11,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from contextlib import contextmanager
@@ -187,7 +188,7 @@ def _stop(proc: subprocess.Popen) -> None:
 def start_moto(workdir: Path, port: int | None = None) -> Moto:
     port = port or free_port()
     workdir.mkdir(parents=True, exist_ok=True)
-    exe = Path(os.sys.executable).parent / "moto_server"
+    exe = Path(sys.executable).parent / "moto_server"
     proc = subprocess.Popen([str(exe if exe.exists() else "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
                             stdout=open(workdir / f"moto-{port}.log", "wb"), stderr=subprocess.STDOUT)
     wait_for_port(port, proc=proc)

@@ -3,10 +3,22 @@
 import { resolve } from "node:path";
 import { defineConfig } from "vite";
 
-const PAGES = ["index", "interpret"];
+const PAGES = ["index", "interpret", "viewer"];
+
+// Cornerstone3D 5.14 (viewer): its DICOM loader runs codecs in ES-module workers; pre-bundling the loader breaks
+// them, so it is excluded and its codecs are pre-bundled instead.
+const CORNERSTONE_CODECS = [
+  "@cornerstonejs/codec-charls",
+  "@cornerstonejs/codec-libjpeg-turbo-8bit",
+  "@cornerstonejs/codec-openjpeg",
+  "@cornerstonejs/codec-openjph",
+  "dicom-parser",
+];
 
 export default defineConfig({
   base: "/app/",
+  optimizeDeps: { exclude: ["@cornerstonejs/dicom-image-loader"], include: CORNERSTONE_CODECS },
+  worker: { format: "es" },
   build: {
     outDir: "dist",
     emptyOutDir: true,

@@ -66,6 +66,8 @@ class KafkaLog(EventLog):
 
     ``config`` holds extra librdkafka properties for every client, e.g. ``KafkaLog(bs, **{"security.protocol":
     "SSL"})``; ``producer_config`` and ``consumer_config`` override the defaults of one kind of client.
+    ``replication`` is the replication factor of the topics it creates (1 for a test broker, 3 on a cluster);
+    ``dedup_window`` how many event ids the in-process index remembers.
     """
 
     def __init__(
@@ -74,6 +76,7 @@ class KafkaLog(EventLog):
         prefix: str = "wanying.",
         *,
         session_timeout_ms: int = 6000,
+        replication: int = 1,
         timeout: float = 30.0,
         dedup_window: int = 200_000,
         producer_config: dict[str, Any] | None = None,
@@ -81,7 +84,7 @@ class KafkaLog(EventLog):
         **config: Any,
     ) -> None:
         self.bootstrap, self.prefix, self.timeout = bootstrap, prefix, timeout
-        self.session_timeout_ms = session_timeout_ms
+        self.session_timeout_ms, self.replication = session_timeout_ms, replication
         self._common = {"bootstrap.servers": bootstrap, "logger": _rdkafka_log, "error_cb": _on_error, **config}
         self.producer_config = {
             **self._common,
@@ -131,7 +134,7 @@ class KafkaLog(EventLog):
         name = self.kafka_topic(topic)
         existing = self._lookup_partitions(name)
         if existing is None:
-            future = self._admin.create_topics([NewTopic(name, partitions, 1)], request_timeout=self.timeout)[name]
+            future = self._admin.create_topics([NewTopic(name, partitions, self.replication)], request_timeout=self.timeout)[name]
             try:
                 future.result(self.timeout)
             except KafkaException as exc:

@@ -121,7 +121,7 @@ class Recognition(Processor[dict[str, Any]]):
         return out
 
     def decide(self, state: dict[str, Any], event: Envelope) -> list[Envelope]:
-        if event.type not in RECHECK and event.type != "ExamItemsResolved":
+        if event.type != "ExamItemsResolved" and not (event.type in RECHECK and _open_orders(state)):
             return []
         after = px.evolve(copy.deepcopy(state), event)
         out = []
@@ -225,6 +225,10 @@ class Recognition(Processor[dict[str, Any]]):
                 "decision": final.get(study_uid, {}).get("decision"),
             })
         return sorted(out, key=lambda c: (c["study_date"] or "", c["study_uid"]), reverse=True)
+
+
+def _open_orders(state: dict[str, Any]) -> bool:
+    return any(state["exams"].get(i, {}).get("status") == "ordered" for i in state["orders"])
 
 
 def _slot(order: dict[str, Any], item: str) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Apply log records to processors and write their state, view rows and log positions in one transaction.
 
 Because the positions commit with the rows, a crash at any point leaves the views either before or after a
-whole batch, and the runtime resumes from the stored positions: no record is applied twice. Events a processor
+whole batch, and the runtime resumes from the stored positions: no record is applied twice. A copy of an event
+already applied (same ``event_id``, another offset) is skipped too. Events a processor
 decides go to an outbox in the same transaction and are appended to the log afterwards (idempotently, by
 ``event_id``).
 """
@@ -43,7 +44,17 @@ outbox = sa.Table(
     sa.Column("sent", sa.Boolean, nullable=False, default=False, index=True),
 )
 
-BOOKKEEPING = (processor_state, view_positions, outbox)
+#: Every event the projector has applied, so a copy at another offset is not applied again. Kafka can hold such
+#: copies: an outbox flushed again after a crash, or a rebuild re-publishing what it decides (KafkaLog's
+#: dedup by event_id only covers one process).
+applied_events = sa.Table(
+    "applied_events",
+    metadata,
+    sa.Column("projector", sa.String(64), primary_key=True),
+    sa.Column("event_id", sa.String(36), primary_key=True),
+)
+
+BOOKKEEPING = (processor_state, view_positions, outbox, applied_events)
 _CHUNK = 500  # keys per DELETE ... IN: well under SQLite's 32766 bound parameters
 
 
@@ -97,6 +108,7 @@ class Projector:
                     continue
                 positions[tp] = r.offset + 1
                 fresh.append((r, REGISTRY.upcast(r.envelope())))
+            fresh = self._first_copies(conn, fresh, result)
             for proc in self.processors:
                 result.decided.extend(self._run(conn, proc, [e for _, e in fresh]))
             if result.decided:
@@ -108,6 +120,28 @@ class Projector:
             self._save_positions(conn, positions)
             result.applied = len(fresh)
         return result
+
+    def _first_copies(self, conn: Connection, fresh: list[tuple[LogRecord, Envelope]],
+                      result: ApplyResult) -> list[tuple[LogRecord, Envelope]]:
+        """Drop records whose event was applied before (at another offset) or earlier in this batch."""
+        ids = [str(e.event_id) for _, e in fresh]
+        seen: set[str] = set()
+        for i in range(0, len(ids), _CHUNK):
+            q = sa.select(applied_events.c.event_id).where(
+                applied_events.c.projector == self.name, applied_events.c.event_id.in_(ids[i : i + _CHUNK])
+            )
+            seen.update(conn.execute(q).scalars())
+        first: list[tuple[LogRecord, Envelope]] = []
+        for (r, e), event_id in zip(fresh, ids):
+            if event_id in seen:
+                result.skipped += 1
+                continue
+            seen.add(event_id)
+            first.append((r, e))
+        if first:
+            conn.execute(applied_events.insert(),
+                         [{"projector": self.name, "event_id": str(e.event_id)} for _, e in first])
+        return first
 
     def _run(self, conn: Connection, proc: Processor, events: list[Envelope]) -> list[Envelope]:
         keyed = [(proc.state_key(e), e) for e in events if e.type in proc.handles]

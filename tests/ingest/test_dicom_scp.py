@@ -196,3 +196,35 @@ def test_wrong_called_ae_is_refused_at_association(scp):
     assoc = ok.associate("127.0.0.1", scp.port, ae_title="WANYING")
     assert assoc.is_established and assoc.send_c_echo().Status == 0
     assoc.release()
+
+
+def test_two_modalities_at_once_one_study_one_study_received(scp, dicom_stack, tmp_path):
+    from pipelines.dicom.synthetic import ct_series
+
+    study = "1.2.826.0.1.3680043.8.498.777"
+    a = ct_series(tmp_path / "a", slices=8, size=64, study_uid=study, patient_id="MRN-PAR", seed=1)
+    b = ct_series(tmp_path / "b", slices=8, size=64, study_uid=study, patient_id="MRN-PAR", seed=2)
+    env = {**os.environ, "TCP_NODELAY": "1"}
+    procs = [subprocess.Popen(["storescu", "-aet", ae, "-aec", "WANYING", "127.0.0.1", str(scp.port),
+                               *map(str, files)], env=env, stderr=subprocess.PIPE)
+             for ae, files in (("AHSL_CT1", a), ("AHSL_CT1", b))]
+    assert [p.wait(60) for p in procs] == [0, 0]
+    dicom_stack.ingest.outbox.flush()
+    assert dicom_stack.ingest.counts["stored"] == 16
+    assert [e.payload["study_uid"] for e in dicom_stack.events("StudyReceived")] == [study]
+    assert len(dicom_stack.index.instances_of(study)) == 16
+
+
+def test_outbox_republishing_after_a_crash_appends_nothing_twice(dicom_stack, ct_files):
+    import sqlalchemy as sa
+
+    from pipelines.storage.index import instances
+
+    for f in ct_files[:3]:
+        dicom_stack.ingest.receive_file(f.read_bytes(), hospital="AHSL", source_ae="AHSL_CT1")
+    before = [e.event_id for e in dicom_stack.events()]
+    assert len(before) == 4  # StudyReceived + 3 InstanceStored
+    with dicom_stack.index.engine.begin() as conn:  # crash after the append, before the rows were marked
+        conn.execute(sa.update(instances).values(published=False))
+    assert dicom_stack.ingest.outbox.flush() == 4
+    assert sorted(e.event_id for e in dicom_stack.events()) == sorted(before)

@@ -87,14 +87,13 @@ def test_embedded_worker_survives_sigkill(stream, reference, tmp_path):
 def test_faust_worker_survives_sigkill_and_rebuild(stream, reference, kafka_broker, tmp_path):
     prefix = f"crash{uuid.uuid4().hex[:8]}."
     group = f"views-{prefix}"
-    with KafkaLog(kafka_broker.bootstrap, prefix=prefix) as log:
-        create_topics(log)
-        append(log, stream)
+    log = KafkaLog(kafka_broker.bootstrap, prefix=prefix)
+    create_topics(log)
+    append(log, stream)
     views = projector_at(f"sqlite:///{tmp_path / 'views.sqlite'}")
     worker = Worker(tmp_path, data_dir=tmp_path / "data", log_backend="kafka",
                     kafka_bootstrap=kafka_broker.bootstrap, kafka_topic_prefix=prefix, faust_app_id=group,
                     views_url=f"sqlite:///{tmp_path / 'views.sqlite'}", broker_session_timeout=6)
-    log = KafkaLog(kafka_broker.bootstrap, prefix=prefix)
     try:
         worker.start()
         _kill_midway(worker, views, len(stream))
@@ -102,23 +101,22 @@ def test_faust_worker_survives_sigkill_and_rebuild(stream, reference, kafka_brok
         wait_applied(views, len(stream), worker, timeout=120)
         wait_caught_up(views, log, worker)
         assert worker.stop() == 0, worker.output()
-        on_log = log_envelopes(log)
-        assert daily_total(views) == expected_daily_total(on_log)
         assert_same_views(views, reference)
 
         # Rebuild: the views are dropped while the group's committed offsets stay near the end. The worker must
         # start from the views' positions (zero), not from the group's offsets, or the rebuilt views stay empty.
+        # Replaying re-decides and re-publishes the decided events; on Kafka those copies reach the log again,
+        # and must not be counted twice.
         committed = sum(sum(log.committed(group, t).values()) for t in all_topics())
         assert committed > len(stream) // 2, "the group committed too little to make the rebuild a test"
         views.drop()
         views.create()
         worker.start()
-        wait_applied(views, len(on_log), worker, timeout=120)
+        wait_applied(views, len(stream), worker, timeout=120)
         wait_caught_up(views, log, worker)
         assert worker.stop() == 0, worker.output()
     finally:
         if worker.alive():
             worker.kill()
         log.close()
-    assert daily_total(views) == expected_daily_total(on_log)
     assert_same_views(views, reference)

@@ -23,7 +23,7 @@ from tests.streamgen import generate
 @pytest.mark.kafka
 @pytest.mark.slow
 def test_embedded_and_faust_give_the_same_views(kafka_broker, tmp_path):
-    stream = generate(30_000, n_persons=2000, n_hospitals=12, seed=11)
+    stream = generate(20_000, n_persons=1500, n_hospitals=12, seed=11)
     embedded = clean_replay(stream, tmp_path / "embedded")  # SqliteLog + EmbeddedRunner
 
     prefix = f"equiv{uuid.uuid4().hex[:8]}."

@@ -86,9 +86,11 @@ def test_batch_is_applied_once_and_decided_events_reach_the_log(tmp_path):
     RemindOnOpen.failures = 1  # the first attempt fails inside the transaction; the batch is retried
     asyncio.run(asyncio.wait_for(runtime.apply(records), 30))
     asyncio.run(asyncio.wait_for(runtime.apply(records), 30))  # redelivered after a crash: skipped
+    copy = runtime.record(_message("t.", "person", 3, 3, events[2]))  # the same event appended twice (Kafka)
+    asyncio.run(asyncio.wait_for(runtime.apply([copy]), 30))
 
     assert runtime.applied == 3
-    assert projector.positions() == {("person", 3): 3}
+    assert projector.positions() == {("person", 3): 4}
     reminders = [r.envelope() for p in range(16) for r in log.read("person", p, 0)]
     assert [r.type for r in reminders] == ["ReminderRaised", "ReminderRaised"]
     assert [r.payload["exam_count"] for r in reminders] == [0, 1]
