@@ -60,9 +60,9 @@ def _margin(value: float, threshold: float, scale: float) -> float:
 def _radiograph_guess(exam: Exam) -> tuple[str, float, float]:
     """A small decision tree on anatomy features of the de-tilted image; confidence is the smallest margin
     along the path."""
-    from qc.radiograph import Radiograph, tilt
+    from qc.radiograph import prepared, tilt
 
-    r = Radiograph(exam)
+    r = prepared(exam)
     angle = tilt(r).where
     angle = angle["signed_deg"] if angle else 0.0
     smooth, body = r.smooth, r.body
@@ -92,7 +92,8 @@ def _radiograph_guess(exam: Exam) -> tuple[str, float, float]:
     group = min(conf, max(failing))
     if touch < 0.75:  # flanks inside the field: abdomen film
         return "abdomen_erect", min(group, m_touch), min(group, m_touch)
-    return ("lumbar_ap" if sym >= 0.8 else "lumbar_lat"), min(group, m_touch, _margin(sym, 0.8, 0.1)), min(group, m_touch)
+    view = "lumbar_ap" if sym >= 0.8 else "lumbar_lat"
+    return view, min(group, m_touch, _margin(sym, 0.8, 0.1)), min(group, m_touch)
 
 
 GROUPS = {"chest_pa": "chest", "knee_ap": "limb", "knee_lat": "limb", "abdomen_erect": "trunk", "lumbar_ap": "trunk",
@@ -128,7 +129,9 @@ def _volume_guess2(exam: Exam) -> tuple[str, float]:
         width = float(body.any(axis=1).sum(axis=1).max()) * mm
         if width < 230:
             return "ct_head", 0.5 + (230 - width) / 100
-        filled = np.stack([ndi.binary_fill_holes(b) for b in body])
+        from qc.volumetric import fill_slices
+
+        filled = fill_slices(body)
         lung = float(((small < -400) & filled).sum() / max(filled.sum(), 1))
         return ("ct_chest", 0.5 + (lung - 0.1) * 3) if lung > 0.1 else ("ct_upper_abdomen", 0.5 + (0.1 - lung) * 5)
     if iop:

@@ -7,7 +7,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from qc.exam import Exam
-from qc.measures import bbox, factor_for, ghost_index, largest_components, block_mean
+from qc.measures import block_mean, factor_for, ghost_index, largest_components
 from qc.scoring import Measurement
 from qc import volumetric as V
 
@@ -88,8 +88,9 @@ def ring(vol: np.ndarray) -> Measurement:
     soft-tissue window and in a lung/air window (a ring shows in whatever it crosses); the larger counts."""
     n, h, w = vol.shape
     idx = sorted({int(round(n * f)) for f in np.linspace(0.2, 0.8, 5)} & set(range(n)))
-    radii = np.arange(4, 0.48 * min(h, w), 0.25)
-    theta = np.linspace(0, 2 * np.pi, 720, endpoint=False)
+    step = 0.25 * max(1.0, min(h, w) / 256)  # rings are about a pixel wide at any matrix
+    radii = np.arange(4, 0.48 * min(h, w), step)
+    theta = np.linspace(0, 2 * np.pi, 720 if min(h, w) <= 256 else 360, endpoint=False)
     rr, tt = np.meshgrid(radii, theta, indexing="ij")
     coords = [(h - 1) / 2 + rr * np.sin(tt), (w - 1) / 2 + rr * np.cos(tt)]
     best, where = 0.0, None
@@ -127,7 +128,7 @@ def measure(exam: Exam, params: dict) -> dict[str, Measurement]:
         "roll_deg": V.roll(body),
         "ring_hu": ring(vol),
         "ghost_ratio": motion(vol, exam.spacing[1]),
-        "sharpness_ratio": V.sharpness(np.clip(vol, -1000, 1500)),
+        "sharpness_ratio": V.sharpness(vol, -1000, 1500),
     }
     out["noise_hu"] = noise_hu(vol, body, factor)
     out["metal_streak_hu"] = metal_streak(vol, out["noise_hu"].value)

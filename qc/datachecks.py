@@ -13,7 +13,8 @@ LOSSY_TRANSFER_SYNTAXES = {
     "1.2.840.10008.1.2.4.50": "JPEG baseline", "1.2.840.10008.1.2.4.51": "JPEG extended",
     "1.2.840.10008.1.2.4.81": "JPEG-LS near-lossless", "1.2.840.10008.1.2.4.91": "JPEG 2000 (lossy)",
     "1.2.840.10008.1.2.4.93": "JPEG 2000 Part 2 (lossy)", "1.2.840.10008.1.2.4.203": "HTJ2K (lossy)",
-    "1.2.840.10008.1.2.4.100": "MPEG2", "1.2.840.10008.1.2.4.102": "MPEG-4", "1.2.840.10008.1.2.4.110": "JPEG XL (lossy)",
+    "1.2.840.10008.1.2.4.100": "MPEG2", "1.2.840.10008.1.2.4.102": "MPEG-4",
+    "1.2.840.10008.1.2.4.110": "JPEG XL (lossy)",
 }
 REQUIRED = ("PatientID", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "Modality", "StudyDate")
 REQUIRED_VOLUME_GEOMETRY = ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "SliceThickness")

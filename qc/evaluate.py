@@ -81,7 +81,8 @@ def metrics(cases: dict[str, dict], scored: list[Scored], min_severity: int = 2)
             pos = [by_file[f].dimensions[dim] for f in defective if cases[f]["severity"][dim] >= min_severity]
             sev = [0] * len(clean) + [cases[f]["severity"][dim] for f in defective]
             val = neg + [by_file[f].dimensions[dim] for f in defective]
-            rho = float(stats.spearmanr(val, sev).statistic) if len(set(sev)) > 1 and len(set(val)) > 1 else float("nan")
+            varied = len(set(sev)) > 1 and len(set(val)) > 1
+            rho = float(stats.spearmanr(val, sev).statistic) if varied else float("nan")
             lines.append({"body_part": bp, "dimension": dim, "auc": auc(neg, pos), "spearman": rho, "n": len(val)})
     correct = [by_file[f].predicted == c["body_part"] for f, c in cases.items()]
     return lines, float(np.mean(correct)) if correct else float("nan")

@@ -72,10 +72,9 @@ def load_radiograph(ds: pydicom.Dataset, path: Path | None = None) -> Exam:
     full_scale = float(2 ** int(ds.get("BitsStored", 16)) - 1)
     if str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1":
         raw = full_scale - raw
-    header = ds.copy()
-    del header.PixelData
+    del ds.PixelData  # keep the header only
     return Exam(str(ds.get("Modality", "")), raw, _in_plane_spacing(ds), _tags(ds), full_scale,
-                datasets=[header], paths=[path] if path else [])
+                datasets=[ds], paths=[path] if path else [])
 
 
 def load_series(paths: list[Path]) -> Exam:
@@ -88,17 +87,18 @@ def load_series(paths: list[Path]) -> Exam:
     items.sort(key=lambda t: t[0])
     first = items[0][1]
     slope, intercept = float(first.get("RescaleSlope", 1) or 1), float(first.get("RescaleIntercept", 0) or 0)
-    volume = np.stack([it[1].pixel_array for it in items]).astype(np.float32)
+    volume = np.empty((len(items), int(first.Rows), int(first.Columns)), np.float32)
+    headers = []
+    for i, (_, ds, _) in enumerate(items):
+        volume[i] = ds.pixel_array
+        del ds.PixelData  # keep the header only; the pixels now live in the volume
+        headers.append(ds)
     if slope != 1 or intercept != 0:
-        volume = volume * slope + intercept
+        volume *= slope
+        volume += intercept
     positions = [it[0] for it in items]
     gaps = np.diff(positions)
     dz = float(np.median(gaps)) if len(gaps) else float(first.get("SliceThickness", 1) or 1)
-    headers = []
-    for _, ds, _ in items:
-        h = ds.copy()
-        del h.PixelData
-        headers.append(h)
     return Exam(str(first.get("Modality", "")), volume, (abs(dz),) + _in_plane_spacing(first), _tags(first),
                 positions=positions, datasets=headers, paths=[it[2] for it in items])
 

@@ -107,7 +107,11 @@ def largest_components(mask: np.ndarray, n: int = 1, min_fraction: float = 0.0) 
     sizes = np.bincount(labels.ravel())[1:]
     order = np.argsort(sizes)[::-1][:n]
     keep = [i + 1 for i in order if sizes[i] >= min_fraction * mask.size]
-    return np.isin(labels, keep)
+    if len(keep) == 1:
+        return labels == keep[0]
+    lut = np.zeros(count + 1, bool)
+    lut[keep] = True
+    return lut[labels]
 
 
 def bbox(mask: np.ndarray) -> list[int] | None:
@@ -124,4 +128,6 @@ def otsu(values: np.ndarray) -> float:
     from skimage.filters import threshold_otsu
 
     values = values[np.isfinite(values)]
-    return float(threshold_otsu(values)) if values.size and np.ptp(values) > 0 else float(values.mean() if values.size else 0)
+    if values.size == 0:
+        return 0.0
+    return float(threshold_otsu(values)) if np.ptp(values) > 0 else float(values.mean())

@@ -43,7 +43,8 @@ def ghosting(vol: np.ndarray, fg: np.ndarray, axis: int, factor: int) -> Measure
         sigma = noise_sigma(s, ndi.binary_erosion(obj, iterations=3))
         level = float(np.median(s[obj]))
         vals.append((float(s[bg].mean()) - 1.2533 * sigma) / max(level, 1e-6))
-    return Measurement(float(np.median(vals)) if vals else float("nan"), {"phase_axis": "rows" if axis == 0 else "columns"})
+    value = float(np.median(vals)) if vals else float("nan")
+    return Measurement(value, {"phase_axis": "rows" if axis == 0 else "columns"})
 
 
 def wrap(fg: np.ndarray, axis: int) -> Measurement:
@@ -105,5 +106,6 @@ def measure(exam: Exam, params: dict) -> dict[str, Measurement]:
     out["wrap_fraction"] = wrap(fg, axis)
     out["nonuniformity"] = nonuniformity(small, fg)
     out["snr"] = snr(vol, fg, factor)
-    out["sharpness_ratio"] = V.sharpness(vol / max(float(np.percentile(vol, 99.5)), 1e-6))
+    top = float(np.percentile(small, 99.5))
+    out["sharpness_ratio"] = V.sharpness(vol / max(top, 1e-6), 0.0, 10.0)
     return out

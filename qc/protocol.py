@@ -64,7 +64,8 @@ def parse(doc: dict, where: str = "protocol") -> Protocol:
     if set(weights) != set(DIMENSIONS) or abs(sum(weights.values()) - 1) > 1e-6:
         raise ProtocolError(f"{where}: dimension_weights must name {DIMENSIONS} and sum to 1")
     grades = _require(doc, "grades", where)
-    if list(grades) != list(GRADE_ORDER) or not all(a > b for a, b in zip(list(grades.values()), list(grades.values())[1:])):
+    cuts = list(grades.values())
+    if list(grades) != list(GRADE_ORDER) or not all(a > b for a, b in zip(cuts, cuts[1:])):
         raise ProtocolError(f"{where}: grades must be 甲 > 乙 > 丙 cut-offs, in that order")
     checks = []
     for i, c in enumerate(_require(doc, "checks", where)):
@@ -76,7 +77,8 @@ def parse(doc: dict, where: str = "protocol") -> Protocol:
             raise ProtocolError(f"{cw}: dimension '{check.dimension}' not in {DIMENSIONS}")
         if check.direction not in ("max", "min"):
             raise ProtocolError(f"{cw}: direction must be 'max' or 'min'")
-        if (check.direction == "max" and check.fail <= check.pass_) or (check.direction == "min" and check.fail >= check.pass_):
+        wrong_side = check.fail <= check.pass_ if check.direction == "max" else check.fail >= check.pass_
+        if wrong_side:
             raise ProtocolError(f"{cw}: 'fail' must lie beyond 'pass' in the check's direction")
         checks.append(check)
     missing = set(DIMENSIONS) - {c.dimension for c in checks}

@@ -152,11 +152,13 @@ def vertebra_count(img: np.ndarray, mm: float, band: tuple[int, int]) -> Measure
 def tilt(r: Radiograph) -> Measurement:
     """Angle of the anatomy's midline from vertical: per row, the brightest column of the smoothed image in the
     central band (spine, mediastinum, long bones), then a robust (Theil-Sen) line."""
-    heavy = ndi.gaussian_filter(r.norm, max(1.0, 8 / r.mm))
+    k = 2  # a heavily smoothed profile needs no more than a quarter of the work pixels
+    heavy = ndi.gaussian_filter(block_mean(r.norm, k), max(1.0, 8 / (r.mm * k)))
+    body = r.body[::k, ::k][: heavy.shape[0], : heavy.shape[1]]
     h, w = heavy.shape
     c0, c1 = int(w * 0.2), int(w * 0.8)
     rows = np.arange(int(h * 0.1), int(h * 0.9))
-    rows = rows[r.body[rows, c0:c1].mean(axis=1) > 0.2]
+    rows = rows[body[rows, c0:c1].mean(axis=1) > 0.2]
     if rows.size < 10:
         return Measurement(float("nan"))
     cols = c0 + np.argmax(heavy[rows, c0:c1], axis=1)
@@ -166,11 +168,14 @@ def tilt(r: Radiograph) -> Measurement:
 
 
 def metal(r: Radiograph) -> Measurement:
-    """Saturated, compact objects (noise may saturate single pixels; metal saturates areas)."""
-    sat = r.exam.pixels >= 0.995 * r.exam.full_scale if r.exam.full_scale else np.zeros((1, 1), bool)
-    sat = ndi.binary_opening(sat, iterations=2)
+    """Saturated, compact objects: work-image blocks mostly at full scale (noise saturates single pixels,
+    metal saturates areas)."""
+    if not r.exam.full_scale:
+        return Measurement(0.0)
+    sat = block_mean((r.exam.pixels >= 0.995 * r.exam.full_scale).astype(np.float32), r.factor) > 0.5
+    sat = ndi.binary_opening(sat, iterations=1)
     frac = float(sat.mean())
-    return Measurement(frac, {"bbox": bbox(sat)} if frac > 0 else None)
+    return Measurement(frac, {"bbox": [v * r.factor for v in bbox(sat)]} if frac > 0 else None)
 
 
 def noise_ratio(r: Radiograph) -> Measurement:
@@ -188,8 +193,17 @@ def noise_ratio(r: Radiograph) -> Measurement:
     return Measurement(sigma / max(hi - lo, 1e-6), {"bbox": [y0, x0, y0 + size, x0 + size]})
 
 
+def prepared(exam: Exam) -> Radiograph:
+    """The exam's analysis object, built once and shared (body-part detection and measurement)."""
+    cached = getattr(exam, "_radiograph", None)
+    if cached is None:
+        cached = Radiograph(exam)
+        exam._radiograph = cached
+    return cached
+
+
 def measure(exam: Exam, params: dict) -> dict[str, Measurement]:
-    r = Radiograph(exam)
+    r = prepared(exam)
     out: dict[str, Measurement] = {}
     target = params.get("target", "body")
     if target == "spine":
@@ -207,7 +221,15 @@ def measure(exam: Exam, params: dict) -> dict[str, Measurement]:
     out["clipped_fraction"] = Measurement(float(clipped.mean()), {"bbox": bbox(clipped)} if clipped.any() else None)
     p1, p99 = np.percentile(r.work, [1, 99])
     out["dynamic_range"] = Measurement(float((p99 - p1) / fs))
-    for m in out.values():  # report locations in original pixels
-        if m.where and "bbox" in m.where and m.where["bbox"] and m is not out.get("noise_ratio") and m is not out.get("metal_fraction"):
+    # locations in original pixels (the measurements above were read on the work image)
+    contact = out.get("anatomy_edge_contact")
+    if contact is not None and contact.where:
+        contact.where["from_px"] *= r.factor
+        contact.where["to_px"] *= r.factor
+    for key in ("vertebra_count", "clipped_fraction"):
+        m = out.get(key)
+        if m is not None and m.where and m.where.get("bbox"):
             m.where["bbox"] = [v * r.factor for v in m.where["bbox"]]
+            if "rows" in m.where:
+                m.where["rows"] = [v * r.factor for v in m.where["rows"]]
     return out

@@ -64,7 +64,8 @@ def _explain(check: Check, m: Measurement) -> str:
     op = "≤" if check.direction == "max" else "≥"
     where = f" at {m.where}" if m.where else ""
     note = f" ({m.note})" if m.note else ""
-    return f"{check.label}: measured {m.value:.4g}, required {op} {check.pass_:g} (0 points at {check.fail:g}){where}{note}"
+    return (f"{check.label}: measured {m.value:.4g}, required {op} {check.pass_:g} "
+            f"(0 points at {check.fail:g}){where}{note}")
 
 
 def score(protocol: Protocol, measurements: dict[str, Measurement], body_part_source: str = "tags") -> QCResult:

@@ -131,13 +131,6 @@ def log_envelopes(log: EventLog) -> list[Envelope]:
     return out
 
 
-def replay(log: EventLog, workdir: Path) -> Projector:
-    """Fresh views from the whole of an existing log, by the embedded runtime."""
-    projector = projector_at(f"sqlite:///{workdir / 'replayed-views.sqlite'}")
-    EmbeddedRunner(log, projector, list(all_topics())).run_until_caught_up()
-    return projector
-
-
 def append(log: EventLog, envelopes: Sequence[Envelope], batch: int = 1000) -> None:
     for chunk in chunks(envelopes, batch):
         publish(log, chunk)

@@ -17,6 +17,7 @@ import logging
 import re
 import threading
 import time
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -161,8 +162,6 @@ class EvictRequest(BaseModel):
 
 
 def create_cache_app(node: CacheNode, tokens: TokenStore) -> FastAPI:
-    app = FastAPI(title="Wanying cache node", description="The centre's DICOMweb API, cached near the doctors")
-    app.state.tokens = tokens
     client = httpx.AsyncClient(base_url=node.config.centre_url.rstrip("/"), timeout=node._timeout,
                                headers=node._auth())
     reader_auth = require(*READ)
@@ -175,14 +174,16 @@ def create_cache_app(node: CacheNode, tokens: TokenStore) -> FastAPI:
             except Exception:  # never let the reporter die
                 log.exception("view report failed")
 
-    @app.on_event("startup")
-    async def _start() -> None:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
         threading.Thread(target=audit_loop, name="cache-audit", daemon=True).start()
-
-    @app.on_event("shutdown")
-    async def _stop() -> None:
+        yield
         stop.set()
         await client.aclose()
+
+    app = FastAPI(title="Wanying cache node", description="The centre's DICOMweb API, cached near the doctors",
+                  lifespan=lifespan)
+    app.state.tokens = tokens
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -2,7 +2,9 @@
 log. Whatever cannot be accepted goes to the dead-letter store with its original bytes and a reason.
 
 The order makes a crash safe: object first (content-addressed, so a retry rewrites nothing), then the index row,
-then the events; the sender gets its success status only after all three.
+then the events. The index row is the outbox of the events (:mod:`pipelines.dicom.outbox`): by default they are
+on the log when ``receive_*`` returns; the SCP lets a background thread append them in batches right after the
+status, and a restart appends whatever a crash left pending, under the same event ids.
 """
 from __future__ import annotations
 
@@ -52,7 +54,7 @@ def person_key_for(patient_ids: Sequence[str], hospital: str, keys: Keyring) -> 
             continue
     if not patient_ids:
         raise DicomRejected("PatientID (0010,0020) is empty: the instance cannot be attributed to a patient",
-                        STATUS_DATASET_MISMATCH)
+                            STATUS_DATASET_MISMATCH)
     return keys.hospital_person_key(hospital, patient_ids[0])
 
 
@@ -112,7 +114,11 @@ class DicomIngest:
 
     def _accept(self, info: InstanceInfo, parts: list, hospital: str, source_ae: str) -> Accepted:
         person_key = person_key_for(info.patient_ids, hospital, self.keys)
-        put = self.store.put_parts(parts)  # no write when these exact bytes are already stored
+        known = self.index.find_version(info.sop_uid, info.dataset_sha256)
+        if known is not None:  # the same dataset again (perhaps in another file wrapper): nothing to store
+            self._count("duplicate")
+            return Accepted(info, known[1], RecordOutcome("duplicate", known[0], False, ""), person_key, ())
+        put = self.store.put_parts(parts)
         now = datetime.now(timezone.utc)
         row = InstanceRow(
             study_uid=info.study_uid, series_uid=info.series_uid, sop_uid=info.sop_uid, version=0,

@@ -203,6 +203,14 @@ class InstanceIndex:
                 latest[r.sop_uid] = r
         return sorted(latest.values(), key=lambda r: (r.series_uid, r.sop_uid))
 
+    def find_version(self, sop_uid: str, dataset_sha256: str) -> tuple[int, str] | None:
+        """(version, object hash) of these exact dataset bytes under this SOP Instance UID, if indexed."""
+        with self.engine.connect() as conn:
+            for version, dataset_sha, object_sha in conn.execute(_VERSIONS, {"sop": sop_uid}):
+                if dataset_sha == dataset_sha256:
+                    return version, object_sha
+        return None
+
     def versions_of(self, sop_uid: str) -> list[InstanceRow]:
         q = sa.select(instances).where(instances.c.sop_uid == sop_uid).order_by(instances.c.version)
         with self.engine.connect() as conn:

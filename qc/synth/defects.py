@@ -80,7 +80,8 @@ def xr_metal(v, severity, rng, full_scale, body_box):
     """A metal object (button, jewellery, implant): saturated, sharp-edged."""
     r0, c0, r1, c1 = body_box
     radius = {1: 0.012, 2: 0.025, 3: 0.045}[severity] * max(v.shape)
-    cy, cx = rng.uniform(r0 + 0.3 * (r1 - r0), r0 + 0.7 * (r1 - r0)), rng.uniform(c0 + 0.3 * (c1 - c0), c0 + 0.7 * (c1 - c0))
+    cy = rng.uniform(r0 + 0.3 * (r1 - r0), r0 + 0.7 * (r1 - r0))
+    cx = rng.uniform(c0 + 0.3 * (c1 - c0), c0 + 0.7 * (c1 - c0))
     yy, xx = np.ogrid[: v.shape[0], : v.shape[1]]
     out = v.copy()
     out[(yy - cy) ** 2 + ((xx - cx) / 0.6) ** 2 <= radius**2] = full_scale

@@ -29,8 +29,7 @@ class Case:
 
     @property
     def dimension(self) -> str | None:
-        table = D.XR_DEFECTS if self.body_part in XR.LAYOUTS else D.CT_DEFECTS if self.body_part.startswith("ct") else D.MR_DEFECTS
-        return table.get(self.defect)
+        return defects_for(self.body_part).get(self.defect)
 
 
 def defects_for(bp: str) -> dict[str, str]:

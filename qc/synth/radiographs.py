@@ -64,7 +64,8 @@ class Canvas:
         along = px * ux + py * uy
         across = np.abs(-px * uy + py * ux)
         inside = (along >= 0) & (along <= length)
-        self.a += mu * inside * ((1 - step) * np.sqrt(np.clip(1 - (across / half) ** 2, 0, 1)) + step * (across <= half))
+        profile = (1 - step) * np.sqrt(np.clip(1 - (across / half) ** 2, 0, 1)) + step * (across <= half)
+        self.a += mu * inside * profile
 
     def arc(self, y0, curve, half, mu, xmin, xmax):
         """A rib: the band |y - (y0 + curve*x^2)| < half for xmin < |x| < xmax."""

@@ -65,7 +65,8 @@ class Volume:
     def cylinder(self, c, semi, zrange, value):
         """Elliptic cylinder along z (axial body parts)."""
         g = self.g
-        m = (((g.x - c[0]) / semi[0]) ** 2 + ((g.y - c[1]) / semi[1]) ** 2 <= 1) & (g.z >= zrange[0]) & (g.z <= zrange[1])
+        inside = ((g.x - c[0]) / semi[0]) ** 2 + ((g.y - c[1]) / semi[1]) ** 2 <= 1
+        m = inside & (g.z >= zrange[0]) & (g.z <= zrange[1])
         self.v[m] = value
         return m
 

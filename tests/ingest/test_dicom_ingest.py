@@ -164,3 +164,17 @@ def test_manifest_rebuilt_from_storage_matches_and_catches_damage(dicom_stack, c
     path.write_bytes(path.read_bytes()[:-10] + b"0123456789")
     bad = check_study(dicom_stack.index, dicom_stack.store, study_uid)
     assert not bad.ok and victim.sop_uid in bad.problems[0]
+
+
+def test_same_dataset_in_another_file_wrapper_is_a_duplicate(dicom_stack, ct_files):
+    data = ct_files[2].read_bytes()
+    ts, offset = split_part10(data)
+    info = inspect_part10(data)
+    first = dicom_stack.ingest.receive_file(data, hospital="AHSL", source_ae="AHSL_PACS")
+    # the same instance as a PACS re-wraps it: other File Meta, identical dataset
+    rewrapped, _ = part10_from_dataset(data[offset:], sop_class_uid=info.sop_class_uid, sop_uid=info.sop_uid,
+                                       transfer_syntax=ts)
+    assert rewrapped != data
+    again = dicom_stack.ingest.receive_file(rewrapped, hospital="AHSL", source_ae="ORTHANC")
+    assert again.outcome.outcome == "duplicate" and again.object_sha256 == first.object_sha256
+    assert list(dicom_stack.store.iter_hashes()) == [first.object_sha256]  # no orphan object

@@ -1,13 +1,17 @@
 """Viewer browser-test fixtures: one DICOMweb backend with a current and a prior synthetic CT per session, and the
-Debian chromium (WebGL through SwiftShader) driven by playwright; never `playwright install`."""
+Debian chromium (WebGL through SwiftShader) driven by playwright; never `playwright install`.
+
+The backend is our API (`api/dicomweb.py`); `WANYING_VIEWER_BACKEND=orthanc` runs the same tests against Orthanc's
+DICOMweb plugin instead (the viewer reads nothing but standard DICOMweb)."""
 from __future__ import annotations
 
+import os
 from datetime import date
 from pathlib import Path
 
 import pytest
 
-from tests.viewer.harness import orthanc_backend
+from tests.viewer.harness import orthanc_backend, wanying_backend
 from tests.viewer.synthetic import Geometry, make_study
 
 CHROMIUM = "/usr/bin/chromium"
@@ -19,20 +23,25 @@ PRIOR_GEOMETRY = Geometry(z0=250.0)  # a different frame of reference, 300 mm aw
 
 
 class Exams:
-    def __init__(self, base_url: str, current, prior):
-        self.base_url, self.current, self.prior = base_url, current, prior
+    def __init__(self, base_url: str, token: str, current, prior):
+        self.base_url, self.token, self.current, self.prior = base_url, token, current, prior
 
     def viewer_url(self, **params: str) -> str:
         query = "&".join(f"{k}={v}" for k, v in {"study": self.current.study_uid, **params}.items())
-        return f"{self.base_url}/app/viewer.html?{query}#token=test-token"
+        return f"{self.base_url}/app/viewer.html?{query}#token={self.token}"
 
 
 @pytest.fixture(scope="session")
 def exams(tmp_path_factory) -> Exams:
     current = make_study(GEOMETRY, study_date=date(2026, 11, 20))
     prior = make_study(PRIOR_GEOMETRY, study_date=date(2025, 11, 3), description="胸部CT平扫（前次）")
-    with orthanc_backend(tmp_path_factory.mktemp("viewer-backend"), [current, prior]) as base_url:
-        yield Exams(base_url, current, prior)
+    workdir = tmp_path_factory.mktemp("viewer-backend")
+    if os.environ.get("WANYING_VIEWER_BACKEND") == "orthanc":
+        with orthanc_backend(workdir, [current, prior]) as base_url:
+            yield Exams(base_url, "no-auth", current, prior)
+    else:
+        with wanying_backend(workdir, [current, prior]) as (base_url, token):
+            yield Exams(base_url, token, current, prior)
 
 
 @pytest.fixture(scope="session")

@@ -78,3 +78,42 @@ def orthanc_backend(workdir: Path, studies: list[Study]) -> Iterator[str]:
             server.should_exit = True
             thread.join(timeout=10)
         orthanc.stop()
+
+
+def stow_body(studies: list[Study], boundary: str = "wanying-viewer-test") -> tuple[bytes, str]:
+    parts = [b"--" + boundary.encode() + b"\r\nContent-Type: application/dicom\r\n\r\n" + part10(ds) + b"\r\n"
+             for study in studies for ds in study.datasets]
+    body = b"".join(parts) + b"--" + boundary.encode() + b"--\r\n"
+    return body, f'multipart/related; type="application/dicom"; boundary={boundary}'
+
+
+@contextmanager
+def wanying_backend(workdir: Path, studies: list[Study]) -> Iterator[tuple[str, str]]:
+    """Our API (DICOMweb at /dicomweb, the web build at /app) over a temporary platform, the studies stored by
+    STOW-RS with a hospital system token. Yields (base URL, a doctor's token)."""
+    from api.app import create_app
+    from api.auth import TokenStore
+    from wanying.settings import Settings
+    from wanying.wiring import Platform
+
+    if not (WEB_DIST / "viewer.html").is_file():
+        raise RuntimeError(f"{WEB_DIST} has no viewer build: run `bash infra/setup.sh`")
+    data = workdir / "data"
+    platform = Platform(Settings(data_dir=data, log_fsync="off"))
+    tokens = TokenStore.create_dev(data / "api-tokens.json")
+    server = None
+    try:
+        port = free_port()
+        server, thread = serve(create_app(platform, TokenStore.load(data / "api-tokens.json")), port)
+        base = f"http://127.0.0.1:{port}"
+        body, content_type = stow_body(studies)
+        answer = httpx.post(f"{base}/dicomweb/studies", content=body, timeout=120,
+                            headers={"Authorization": f"Bearer {tokens['system']}", "Content-Type": content_type,
+                                     "Accept": "application/dicom+json"})
+        answer.raise_for_status()
+        yield base, tokens["doctor"]
+    finally:
+        if server is not None:
+            server.should_exit = True
+            thread.join(timeout=10)
+        platform.close()

@@ -76,10 +76,11 @@ def test_series_list_thumbnails_stack_paging_and_wheel(viewer):
     wheel(page, viewport_centre(page), 5, delta=-100)
     page.wait_for_function(f"{V}.sliceIndex(0) === {start}")
     page.get_by_role("button", name="下一张").click()
-    assert hook(page, "sliceIndex", 0) == start + 1
+    page.wait_for_function(f"{V}.sliceIndex(0) === {start + 1}")
     page.get_by_role("button", name="上一张").click()
+    page.wait_for_function(f"{V}.sliceIndex(0) === {start}")
     page.get_by_role("button", name="上一张").click()
-    assert hook(page, "sliceIndex", 0) == start - 1
+    page.wait_for_function(f"{V}.sliceIndex(0) === {start - 1}")
     assert f"第 {start}/{G.slices} 张" in page.locator(".overlay").first.inner_text()
     shot(page, "stack")
 
@@ -104,8 +105,11 @@ def test_window_presets_invert_and_drag(viewer):
 
 def test_hu_under_cursor_and_probe_on_a_later_slice(viewer):
     page = viewer
+    start = hook(page, "sliceIndex", 0)
     page.get_by_role("button", name="下一张").click()
+    page.wait_for_function(f"{V}.sliceIndex(0) === {start + 1}")
     page.get_by_role("button", name="下一张").click()
+    page.wait_for_function(f"{V}.sliceIndex(0) === {start + 2}")
     page.wait_for_timeout(200)
     rod_row, rod_col, _ = G.rod
     r0, _, c0, _ = G.checker
@@ -261,7 +265,7 @@ def test_phone_size_touch(phone, exams):
         assert page.locator("#series .thumb").first.is_visible()
         start = hook(page, "sliceIndex", 0)
         page.get_by_role("button", name="下一张").tap()
-        assert hook(page, "sliceIndex", 0) == start + 1
+        page.wait_for_function(f"{V}.sliceIndex(0) === {start + 1}")
         before = hook(page, "windowLevel", 0)
         cdp = page.context.new_cdp_session(page)
         x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2

@@ -1,6 +1,6 @@
 // The image viewer page: series list, stack/compare/MPR modes, tools, and the test hook (window.__viewer).
 import {
-  Enums, eventTarget, volumeLoader, setVolumesForViewports, utilities as csUtils,
+  Enums, eventTarget, volumeLoader, setVolumesForViewports, StackViewport, utilities as csUtils,
   type RenderingEngine, type Types,
 } from "@cornerstonejs/core";
 import dicomImageLoader from "@cornerstonejs/dicom-image-loader";
@@ -314,7 +314,12 @@ function applyTool(): void {
 function scrollActive(delta: number): void {
   const viewport = activeViewport();
   if (!viewport) return;
-  csUtils.scroll(viewport, { delta });
+  if (viewport instanceof StackViewport) {
+    const last = viewport.getImageIds().length - 1;
+    void viewport.setImageIdIndex(Math.max(0, Math.min(last, viewport.getCurrentImageIdIndex() + delta)));
+  } else {
+    csUtils.scroll(viewport, { delta });
+  }
 }
 
 function stopCine(): void {
