@@ -320,8 +320,7 @@ class _BundleFile(FileResponse):
     chunk_size = 4 * 1024 * 1024  # 64 KiB chunks cost more in the event loop than the copy itself
 
 
-@router.api_route("/studies/{study}/series/{series}/bundle", methods=["GET", "HEAD"],
-                  summary="Fast path: the whole series in one streamed object")
+@router.get("/studies/{study}/series/{series}/bundle", summary="Fast path: the whole series in one streamed object")
 def series_bundle(request: Request, study: DicomUID, series: DicomUID,
                   encoding: str = Query("raw", pattern="^(raw|htj2k)$",
                                         description="raw: native little endian frames; htj2k: lossless HTJ2K"),
@@ -340,6 +339,10 @@ def series_bundle(request: Request, study: DicomUID, series: DicomUID,
     if built.etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
         return Response(status_code=304, headers=headers)
     return _BundleFile(built.path, media_type=BUNDLE_MEDIA_TYPE, headers=headers)
+
+
+router.add_api_route("/studies/{study}/series/{series}/bundle", series_bundle, methods=["HEAD"],
+                     operation_id="series_bundle_head", include_in_schema=False)
 
 
 # ------------------------------------------------------------------ STOW-RS

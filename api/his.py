@@ -26,18 +26,8 @@ def _problem(status: int, title: str, detail: str, **extra: object) -> JSONRespo
 
 
 def mapping_store(request: Request):
-    """The mapping tables: ``app.state.exam_mappings`` if the composition root set one, else data_dir's SQLite."""
-    store = getattr(request.app.state, "exam_mappings", None)
-    if store is None:
-        from pipelines.mapping.catalog import default_catalog
-        from pipelines.mapping.store import MappingStore
-        from wanying.wiring import make_engine
-
-        settings = request.app.state.platform.settings
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        url = f"sqlite:///{(settings.data_dir / 'mappings.sqlite').resolve()}"
-        store = request.app.state.exam_mappings = MappingStore(make_engine(url), default_catalog())
-    return store
+    """The mapping tables: ``app.state.exam_mappings`` if a test set one, else the platform's."""
+    return getattr(request.app.state, "exam_mappings", None) or request.app.state.platform.exam_mappings
 
 
 def _reject(request: Request, channel: str, source: str, reason: str, body: bytes, **extra) -> JSONResponse:

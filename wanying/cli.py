@@ -85,15 +85,28 @@ def dead_replay(letter_id: str) -> None:
     """Submit a dead letter's original bytes again (after the cause was fixed)."""
     from pipelines.intake import Rejected
 
+    from pipelines.his_json.replay import CHANNELS as HIS_CHANNELS
+    from pipelines.his_json.replay import his_replayer
+
     platform = _platform()
-    try:
-        positions = platform.dead_letters.replay(
-            letter_id, lambda body, source: platform.intake.submit(body, source, file_rejects=False))
-    except KeyError:
+    letter = platform.dead_letters.get(letter_id)
+    if letter is None or letter.status != "open":
         typer.echo(f"no open dead letter {letter_id} (see `wanying deadletters list`)", err=True)
-        raise typer.Exit(2) from None
+        raise typer.Exit(2)
+    if letter.channel in HIS_CHANNELS:
+        handler = his_replayer(letter.channel, platform.log, platform.keys, mappings=platform.exam_mappings)
+    elif letter.channel == platform.intake.channel:
+        handler = lambda body, source: platform.intake.submit(body, source, file_rejects=False)  # noqa: E731
+    else:
+        typer.echo(f"channel {letter.channel!r} is replayed by its own listener, not here", err=True)
+        raise typer.Exit(2)
+    try:
+        positions = platform.dead_letters.replay(letter_id, handler)
     except Rejected as exc:
         typer.echo(f"still rejected, the letter stays open: {exc.reason}", err=True)
+        raise typer.Exit(1) from None
+    except (ValueError, KeyError) as exc:
+        typer.echo(f"still rejected, the letter stays open: {exc}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"replayed {letter_id}: {len(positions)} event(s) appended")
 

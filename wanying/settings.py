@@ -22,6 +22,7 @@ class Settings(BaseSettings):
     worker_batch: int = 1000
     views_url: str = ""  # default: SQLite in data_dir
     deadletter_url: str = ""  # default: SQLite in data_dir
+    mappings_url: str = ""  # exam-code mapping tables; default: SQLite in data_dir
     dicom_store_url: str = ""  # originals (default: data_dir/objects); s3://bucket/prefix in production
     dicom_index_url: str = ""  # the instance index (default: SQLite in data_dir)
     keys_file: Path | None = None  # default: data_dir/keys.json (created on first start; production uses a KMS)
@@ -43,6 +44,9 @@ class Settings(BaseSettings):
 
     def resolved_deadletter_url(self) -> str:
         return self.deadletter_url or f"sqlite:///{(self.data_dir / 'deadletters.sqlite').resolve()}"
+
+    def resolved_mappings_url(self) -> str:
+        return self.mappings_url or f"sqlite:///{(self.data_dir / 'mappings.sqlite').resolve()}"
 
     def resolved_keys_file(self) -> Path:
         return self.keys_file or self.data_dir / "keys.json"

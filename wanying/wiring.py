@@ -99,6 +99,15 @@ class Platform:
         return DicomIngest(store=self.dicom_store, index=self.dicom_index, dead_letters=self.dead_letters,
                            keys=self.keys, publish=lambda events: publish(self.log, events))
 
+    @cached_property
+    def exam_mappings(self):
+        """Per-hospital exam-code mapping tables with their review queue."""
+        from pipelines.mapping.catalog import default_catalog
+        from pipelines.mapping.store import MappingStore
+
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        return MappingStore(make_engine(self.settings.resolved_mappings_url()), default_catalog())
+
     def topics(self) -> list[str]:
         return list(all_topics())
 

@@ -18,9 +18,7 @@ def _store(db: str | None):
     from wanying.wiring import make_engine
 
     if db is None:
-        settings = Settings()
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        db = f"sqlite:///{(settings.data_dir / 'mappings.sqlite').resolve()}"
+        db = Settings().resolved_mappings_url()
     return MappingStore(make_engine(db), default_catalog())
 
 

@@ -30,7 +30,8 @@ def found(run: Run, order_id: str | None = None) -> list[tuple[str, str, str]]:
 
 
 def item_row(run: Run, order_id: str, item: str = CT_CHEST) -> dict:
-    rows = [r for r in run.rows(Recognition(), "order_items") if (r["order_id"], r["standard_item"]) == (order_id, item)]
+    rows = [r for r in run.rows(Recognition(), "order_items")
+            if (r["order_id"], r["standard_item"]) == (order_id, item)]
     assert len(rows) == 1, rows
     return {**rows[0], "candidates": json.loads(rows[0]["candidates"]), "decisions": json.loads(rows[0]["decisions"])}
 
