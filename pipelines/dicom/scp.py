@@ -56,7 +56,8 @@ class StoreScp:
         upper = UpperLayerConfig(ae_title=self.config.ae_title, max_pdu=self.config.max_pdu,
                                  network_timeout=self.config.network_timeout,
                                  max_associations=self.config.max_associations, tls=self.config.tls)
-        return StorageServer((self.config.host, self.config.port), upper, self.store, self.ingest.store.sync)
+        return StorageServer((self.config.host, self.config.port), upper, self.store,
+                             lambda: self.ingest.store.sync(precise=True))
 
     def start(self) -> int:
         """Listen in a background thread; returns the port (useful with ``port=0``)."""

@@ -85,7 +85,7 @@ class ObjectStore(ABC):
     def exists(self, sha256: str) -> bool:
         return self._exists(object_key(sha256))
 
-    def sync(self) -> int:
+    def sync(self, *, precise: bool = False) -> int:
         """Make every object put so far durable (only does work in ``fsync="batch"`` mode)."""
         return 0
 
@@ -143,16 +143,18 @@ class FileObjectStore(ObjectStore):
             with self._lock:
                 self._pending.append(final)
 
-    def sync(self) -> int:
+    def sync(self, *, precise: bool = False) -> int:
         """Make every object written since the last call durable; returns how many objects.
 
-        One ``syncfs`` of the store's filesystem (one journal commit) instead of an fsync per object and folder,
-        which would commit the journal once per object and stall the writers' renames meanwhile."""
+        By default one ``syncfs`` of the store's filesystem (one journal commit) instead of an fsync per object and
+        folder, which would commit the journal once per object and stall the writers' renames meanwhile.
+        ``precise=True`` fsyncs exactly our objects and folders: its time does not depend on what other programs
+        left unwritten on the same filesystem (for a caller that waits on it, e.g. an association's release)."""
         with self._lock:
             pending, self._pending = self._pending, []
         if not pending:
             return 0
-        if _syncfs is not None:
+        if _syncfs is not None and not precise:
             fd = os.open(self.root, os.O_RDONLY)
             try:
                 if _syncfs(fd) != 0:

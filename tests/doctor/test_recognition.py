@@ -464,3 +464,15 @@ def test_decided_events_are_deterministic(b, pk):
     assert {e.event_id for e in once} <= set(ids)
     replay = first.feed(list(first.log))  # replaying the log appends nothing new
     assert replay == []
+
+
+@pytest.mark.parametrize("offset,expected", [(14, True), (15, False)])
+def test_an_item_level_window_has_the_same_edges(offset, expected):
+    """Version 2026.12 gives the plain chest CT its own window (14 days), narrower than its modality's."""
+    b = DoctorStream()
+    pk = b.person("34010419850612123")
+    day = date(2026, 12, 20)
+    uid = b.exam(pk, WH1, day - timedelta(days=offset), CT_CHEST)
+    b.checked_order(pk, HF1, "O1", local(day, 23, 59), CT_CHEST)
+    assert found(run_of(b)) == ([("O1", CT_CHEST, uid)] if expected else [])
+    assert default_rules().at(day).window_days("CT-CHEST-E") == 30

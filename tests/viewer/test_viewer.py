@@ -31,6 +31,7 @@ def drag(page, start, end, steps: int = 8) -> None:
     page.mouse.down()
     page.mouse.move(*end, steps=steps)
     page.mouse.up()
+    page.wait_for_timeout(300)  # tools compute their statistics on the next render
 
 
 def wheel(page, at, steps: int, delta: int = 100) -> None:
@@ -121,6 +122,7 @@ def test_hu_under_cursor_and_probe_on_a_later_slice(viewer):
     assert page.locator("#statusbar").inner_text() == f"CT值 {BONE} HU"
     choose_tool(page, "CT值")
     page.mouse.click(*pixel(page, 0, rod_row, rod_col))
+    page.wait_for_timeout(300)
     measurement = hook(page, "lastMeasurement")
     assert measurement["tool"] == "probe" and measurement["hu"] == BONE
 

@@ -539,7 +539,7 @@ const hook: ViewerHook = {
     return viewport ? windowLevelOf(viewport) : null;
   },
   zoom: (i = state.active) => viewportAt(i)?.getZoom() ?? 0,
-  inverted: (i = state.active) => Boolean(viewportAt(i)?.getProperties().invert),
+  inverted: (i = state.active) => Boolean(viewportAt(i)?.getProperties()?.invert),
   slab: (i = state.active) => {
     const viewport = viewportAt(i);
     return viewport ? viewportSlab(viewport) : 0;

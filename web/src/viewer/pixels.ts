@@ -18,7 +18,7 @@ export const PRESETS: Record<string, WindowLevel> = {
 };
 
 export function windowLevelOf(viewport: Viewport): WindowLevel | null {
-  const range = viewport.getProperties().voiRange;
+  const range = viewport.getProperties()?.voiRange;
   if (!range) return null;
   return { width: range.upper - range.lower, center: (range.upper + range.lower) / 2 };
 }

@@ -65,7 +65,7 @@ export class ComparisonLink {
   }
 
   private copyWindow(from: LinkedStack, to: LinkedStack): void {
-    const range = from.viewport.getProperties().voiRange;
+    const range = from.viewport.getProperties()?.voiRange;
     if (!range) return;
     to.viewport.setProperties({ voiRange: { ...range } });
     to.viewport.render();
