@@ -72,6 +72,13 @@ def views_status() -> None:
     typer.echo(json.dumps({"rows": platform.projector.count_rows(), "lag": _lag(platform)}))
 
 
+@views_app.command("rejects")
+def views_rejects(limit: int = 100) -> None:
+    """Log records the projector set aside because they are not valid events (one JSON line each)."""
+    for row in _platform().projector.rejects(limit):
+        typer.echo(json.dumps(row, ensure_ascii=False))
+
+
 @dead_app.command("list")
 def dead_list(channel: str = typer.Option(None), limit: int = 50) -> None:
     """Open dead letters, one JSON line each."""

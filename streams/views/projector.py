@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from schemas.envelope import Envelope
-from schemas.registry import REGISTRY
+from schemas.registry import REGISTRY, SchemaError
 from streams.log.port import LogRecord
 from streams.processors.base import Processor
 from streams.processors.history import metadata
@@ -54,7 +54,21 @@ applied_events = sa.Table(
     sa.Column("event_id", sa.String(36), primary_key=True),
 )
 
-BOOKKEEPING = (processor_state, view_positions, outbox, applied_events)
+#: Records on the log that are not a valid envelope of the catalog (written by a foreign producer, or a type this
+#: reader does not know yet). They are set aside here with their bytes and the reason, in the same transaction
+#: that moves past them, so one bad record can never stall the views; `wanying views rejects` lists them.
+rejected_records = sa.Table(
+    "rejected_records",
+    metadata,
+    sa.Column("projector", sa.String(64), primary_key=True),
+    sa.Column("topic", sa.String(64), primary_key=True),
+    sa.Column("partition", sa.Integer, primary_key=True),
+    sa.Column("offset", sa.BigInteger, primary_key=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("value", sa.LargeBinary, nullable=False),
+)
+
+BOOKKEEPING = (processor_state, view_positions, outbox, applied_events, rejected_records)
 _CHUNK = 500  # keys per DELETE ... IN: well under SQLite's 32766 bound parameters
 
 
@@ -62,6 +76,7 @@ _CHUNK = 500  # keys per DELETE ... IN: well under SQLite's 32766 bound paramete
 class ApplyResult:
     applied: int = 0
     skipped: int = 0
+    rejected: int = 0
     decided: list[Envelope] = field(default_factory=list)
 
 
@@ -107,7 +122,13 @@ class Projector:
                     result.skipped += 1
                     continue
                 positions[tp] = r.offset + 1
-                fresh.append((r, REGISTRY.upcast(r.envelope())))
+                try:
+                    fresh.append((r, REGISTRY.validate(r.envelope())))
+                except (ValueError, SchemaError) as exc:  # pydantic's ValidationError is a ValueError
+                    result.rejected += 1
+                    conn.execute(rejected_records.insert().values(
+                        projector=self.name, topic=r.topic, partition=r.partition, offset=r.offset,
+                        reason=str(exc)[:2000], value=r.value))
             fresh = self._first_copies(conn, fresh, result)
             for proc in self.processors:
                 result.decided.extend(self._run(conn, proc, [e for _, e in fresh]))
@@ -227,6 +248,13 @@ class Projector:
                         projector=self.name, topic=topic, partition=partition, next_offset=offset
                     )
                 )
+
+    def rejects(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Records set aside because they are not valid events (without their bytes)."""
+        with self.engine.connect() as conn:
+            q = sa.select(rejected_records.c.topic, rejected_records.c.partition, rejected_records.c.offset,
+                          rejected_records.c.reason).where(rejected_records.c.projector == self.name)
+            return [dict(r) for r in conn.execute(q.limit(limit)).mappings()]
 
     # ------------------------------------------------------------------ outbox
 
