@@ -1,31 +1,28 @@
-# The two commands: `make run` and `make test`. Each sets itself up (apt as root, venv, pip) and is idempotent.
+# The two commands: `make run` and `make test`. Each sets itself up first (apt as root, .venv, pinned Python
+# packages, the web build); set-up is idempotent and takes seconds when nothing changed.
 SHELL := /bin/bash
 VENV := .venv
-STAMP := $(VENV)/.installed
 
 .PHONY: run test setup lock bench docs clean
 
-$(STAMP): pyproject.toml constraints.txt infra/setup.sh
+setup:
 	bash infra/setup.sh
-	touch $(STAMP)
 
-setup: $(STAMP)
-
-run: $(STAMP)
+run: setup
 	$(VENV)/bin/wanying run
 
-test: $(STAMP)
+test: setup
 	bash infra/test.sh
 
-bench: $(STAMP)
+bench: setup
 	$(VENV)/bin/python bench/log_throughput.py
 
-docs: $(STAMP)
+docs: setup
 	$(VENV)/bin/wanying schemas export
 
 # Re-resolve the pinned set after changing dependencies in pyproject.toml.
-lock: $(STAMP)
+lock: setup
 	$(VENV)/bin/uv pip compile pyproject.toml --extra test --python-version 3.11 -o constraints.txt
 
 clean:
-	rm -rf $(VENV) var
+	rm -rf $(VENV) var web/node_modules web/dist

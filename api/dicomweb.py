@@ -58,12 +58,9 @@ def _root(request: Request) -> str:
 
 
 def _fail(exc: Exception) -> HTTPException:
-    status = {NotFound: 404, QueryError: 400, RenderError: 400, NotAcceptable: 406, MultipartError: 400,
-              ValueError: 400}
-    for kind, code in status.items():
-        if isinstance(exc, kind):
-            return HTTPException(code, str(exc))
-    raise exc
+    """The HTTP answer to what the service refused: 404 not here, 406 no acceptable representation, else 400."""
+    code = 404 if isinstance(exc, NotFound) else 406 if isinstance(exc, NotAcceptable) else 400
+    return HTTPException(code, str(exc))
 
 
 # ------------------------------------------------------------------ audit

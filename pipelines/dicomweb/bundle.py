@@ -8,7 +8,7 @@ The header comes first so a client can draw as soon as the first frame's bytes a
 
     {"format", "study_uid", "series_uid", "source_sha256", "encoding": "raw" | "htj2k",
      "transfer_syntax": "1.2.840.10008.1.2.1" (raw, little endian) | "1.2.840.10008.1.2.4.201" (HTJ2K lossless),
-     "data_offset": where frame data starts (12 + H),
+     "data_length": bytes of frame data (which starts at 12 + H; readers add "data_offset" = 12 + H),
      "instances": [{"sop_uid", "rows", "columns", "samples_per_pixel", "bits_allocated", "pixel_representation",
                     "frames": [[offset, length], ...]}],   # offsets from data_offset; instances in slice order
      "metadata": [DICOM JSON of each instance, same order, BulkDataURIs relative to the DICOMweb root]}
@@ -31,16 +31,18 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pydicom
 
 from pipelines.dicomweb.catalog import CatalogRow
 from pipelines.dicomweb.metadata import to_json
-from pipelines.dicomweb.reading import NATIVE, ObjectReader, frame_arrays, stored_frames, transfer_syntax_of
+from pipelines.dicomweb.reading import ObjectReader, frame_arrays, frame_length, number_of_frames
 from pipelines.dicomweb.transfer import EXPLICIT_LE, HTJ2K_LOSSLESS, encode_frame
 
 FORMAT = "wanying.series-bundle/1"
+MetadataOf = Callable[[CatalogRow], dict]
 MAGIC = b"WYBUNDL1"
 ENCODINGS = {"raw": EXPLICIT_LE, "htj2k": HTJ2K_LOSSLESS}
 MEDIA_TYPE = "application/vnd.wanying.series-bundle"
@@ -68,7 +70,7 @@ class _Instance:
     order: tuple
     entry: dict
     metadata: dict
-    frames: list[bytes]
+    frames: list[bytes | memoryview]
 
 
 def _slice_key(ds) -> tuple:
@@ -81,31 +83,39 @@ def _slice_key(ds) -> tuple:
         return (1, float(ds.get("InstanceNumber") or 0), 0)
 
 
-def _instance(reader: ObjectReader, row: CatalogRow, encoding: str) -> _Instance:
-    ds = pydicom.dcmread(io.BytesIO(reader.raw(row.object_sha256)))  # verified against its hash
-    stored = transfer_syntax_of(ds)
-    if "PixelData" not in ds:
-        frames = []
-    elif encoding == "raw" and stored in NATIVE and stored != "1.2.840.10008.1.2.2":
-        frames = stored_frames(ds)  # already little endian native: no decode
-    else:
-        frames = [encode_frame(a, ENCODINGS[encoding]) for a in frame_arrays(ds)]
-    entry = {"sop_uid": row.sop_uid, "rows": int(ds.get("Rows") or 0), "columns": int(ds.get("Columns") or 0),
-             "samples_per_pixel": int(ds.get("SamplesPerPixel") or 1),
-             "bits_allocated": int(ds.get("BitsAllocated") or 0),
-             "pixel_representation": int(ds.get("PixelRepresentation") or 0)}
-    if "PixelData" in ds:
-        del ds.PixelData
-    meta = to_json(ds, study=row.study_uid, series=row.series_uid, sop=row.sop_uid, transfer_syntax=stored)
-    return _Instance(_slice_key(ds) + (row.sop_uid,), entry, meta, frames)
+def _entry(row: CatalogRow, ds) -> dict:
+    return {"sop_uid": row.sop_uid, "rows": int(ds.get("Rows") or 0), "columns": int(ds.get("Columns") or 0),
+            "samples_per_pixel": int(ds.get("SamplesPerPixel") or 1),
+            "bits_allocated": int(ds.get("BitsAllocated") or 0),
+            "pixel_representation": int(ds.get("PixelRepresentation") or 0)}
 
 
-def build_bytes(reader: ObjectReader, rows: list[CatalogRow], encoding: str, *, workers: int = 2) -> list[bytes]:
+def _instance(reader: ObjectReader, row: CatalogRow, encoding: str, metadata_of: MetadataOf) -> _Instance:
+    header = reader.header(row.object_sha256)
+    pixels = reader.native_pixels(row.object_sha256) if encoding == "raw" else None  # verified on the way
+    if pixels is not None and "Rows" in header:
+        size = frame_length(header)
+        frames = [pixels[i * size:(i + 1) * size] for i in range(number_of_frames(header))]
+    else:  # compressed, big endian or HTJ2K wanted: decode the original
+        ds = pydicom.dcmread(io.BytesIO(reader.raw(row.object_sha256)))
+        frames = [encode_frame(a, ENCODINGS[encoding]) for a in frame_arrays(ds)] if "PixelData" in ds else []
+    return _Instance(_slice_key(header) + (row.sop_uid,), _entry(row, header), metadata_of(row), frames)
+
+
+def default_metadata(reader: ObjectReader) -> MetadataOf:
+    return lambda row: to_json(reader.header(row.object_sha256), study=row.study_uid, series=row.series_uid,
+                               sop=row.sop_uid, transfer_syntax=row.transfer_syntax)
+
+
+def build_bytes(reader: ObjectReader, rows: list[CatalogRow], encoding: str, *, workers: int = 2,
+                metadata_of: MetadataOf | None = None) -> list[bytes]:
     """The bundle as a list of chunks (header first)."""
+    metadata_of = metadata_of or default_metadata(reader)
     if encoding not in ENCODINGS:
         raise ValueError(f"unknown bundle encoding {encoding!r}; use {' or '.join(ENCODINGS)}")
     with ThreadPoolExecutor(workers) as pool:  # codecs and hashing release the GIL
-        items = sorted(pool.map(lambda r: _instance(reader, r, encoding), rows), key=lambda i: i.order)
+        items = sorted(pool.map(lambda r: _instance(reader, r, encoding, metadata_of), rows),
+                       key=lambda i: i.order)
     offset, chunks = 0, []
     for item in items:
         spans = []
@@ -117,22 +127,17 @@ def build_bytes(reader: ObjectReader, rows: list[CatalogRow], encoding: str, *, 
     first = rows[0]
     header = {"format": FORMAT, "study_uid": first.study_uid, "series_uid": first.series_uid,
               "source_sha256": source_sha256(rows), "encoding": encoding, "transfer_syntax": ENCODINGS[encoding],
-              "data_offset": 0, "data_length": offset, "instances": [i.entry for i in items],
-              "metadata": [i.metadata for i in items]}
-    # data_offset depends on the header's own length: settle it (digits can only grow once)
-    for _ in range(3):
-        body = json.dumps(header, separators=(",", ":")).encode()
-        if header["data_offset"] == 12 + len(body):
-            break
-        header["data_offset"] = 12 + len(body)
+              "data_length": offset, "instances": [i.entry for i in items], "metadata": [i.metadata for i in items]}
+    body = json.dumps(header, separators=(",", ":")).encode()
     return [MAGIC + struct.pack("<I", len(body)), body, *chunks]
 
 
 class BundleStore:
     """Bundle files under ``root/<series_uid>/<source_sha256>.<encoding>.bundle``, built once per version."""
 
-    def __init__(self, root: Path, reader: ObjectReader) -> None:
+    def __init__(self, root: Path, reader: ObjectReader, *, metadata_of: MetadataOf | None = None) -> None:
         self.root, self.reader = Path(root), reader
+        self.metadata_of = metadata_of
         self.root.mkdir(parents=True, exist_ok=True)
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._guard = threading.Lock()
@@ -153,7 +158,7 @@ class BundleStore:
                 lock = self._locks.setdefault((series, encoding), threading.Lock())
             with lock:
                 if not path.exists():
-                    self._write(path, build_bytes(self.reader, rows, encoding))
+                    self._write(path, build_bytes(self.reader, rows, encoding, metadata_of=self.metadata_of))
                     for stale in path.parent.glob(f"*.{encoding}.bundle"):
                         if stale != path:
                             stale.unlink(missing_ok=True)
@@ -183,6 +188,7 @@ def parse_prefix(buf: bytes | memoryview) -> dict | None:
     header = json.loads(bytes(buf[12:12 + size]))
     if header.get("format") != FORMAT:
         raise ValueError(f"unsupported bundle format {header.get('format')!r}")
+    header["data_offset"] = 12 + size
     return header
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import struct
 import threading
 from collections import OrderedDict
 
@@ -12,6 +13,7 @@ from pydicom.encaps import generate_frames
 
 from pipelines.storage.objects import FileObjectStore, FsspecObjectStore, ObjectStore, object_key
 
+PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"
 NATIVE = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99")
 
 
@@ -21,6 +23,7 @@ class ObjectReader:
     def __init__(self, store: ObjectStore, header_cache: int = 8192) -> None:
         self.store = store
         self._headers: OrderedDict[str, Dataset] = OrderedDict()
+        self._pixel_at: dict[str, int | None] = {}
         self._max = header_cache
         self._lock = threading.Lock()
 
@@ -36,11 +39,32 @@ class ObjectReader:
                 return ds
         with self._open(sha256) as fh:
             ds = pydicom.dcmread(fh, stop_before_pixels=True)
+            at = fh.tell()  # pydicom stops at the start of the Pixel Data element
+            pixel_at = at if fh.read(4) == PIXEL_DATA_TAG else None
         with self._lock:
             self._headers[sha256] = ds
+            self._pixel_at[sha256] = pixel_at
             while len(self._headers) > self._max:
-                self._headers.popitem(last=False)
+                gone, _ = self._headers.popitem(last=False)
+                self._pixel_at.pop(gone, None)
         return ds
+
+    def native_pixels(self, sha256: str) -> memoryview | None:
+        """The Pixel Data value of a native little-endian original, cut from its verified bytes without parsing
+        the dataset again; None when it is not that simple (encapsulated, big endian, no pixel data)."""
+        ds = self.header(sha256)
+        at = self._pixel_at.get(sha256)
+        ts = transfer_syntax_of(ds)
+        if at is None or ts not in ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1"):
+            return None
+        raw = memoryview(self.raw(sha256))
+        if ts == "1.2.840.10008.1.2":
+            length, start = struct.unpack_from("<I", raw, at + 4)[0], at + 8
+        else:
+            length, start = struct.unpack_from("<I", raw, at + 8)[0], at + 12
+        if length == 0xFFFFFFFF or start + length > len(raw):
+            return None
+        return raw[start:start + length]
 
     def dataset(self, sha256: str, *, verify: bool = True) -> Dataset:
         return pydicom.dcmread(io.BytesIO(self.raw(sha256, verify=verify)))

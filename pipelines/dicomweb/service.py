@@ -1,6 +1,7 @@
 """DICOMweb as plain calls: what the router (and the cache node) ask, answered with data, never HTTP."""
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,8 +43,9 @@ class DicomWebService:
         self.store, self.index, self.ingest = store, index, ingest
         self.reader = ObjectReader(store)
         self.catalog = Catalog(index.engine, self.reader, keys)
-        self.bundles = BundleStore(Path(derived_dir) / "bundles", self.reader)
+        self.bundles = BundleStore(Path(derived_dir) / "bundles", self.reader, metadata_of=self._metadata_of)
         self._metadata: OrderedDict[str, dict] = OrderedDict()
+        self._metadata_lock = threading.Lock()
 
     @classmethod
     def for_platform(cls, platform) -> "DicomWebService":
@@ -125,13 +127,17 @@ class DicomWebService:
         return [absolutize(copy.deepcopy(self._metadata_of(r)), root) for r in rows]
 
     def _metadata_of(self, row: CatalogRow) -> dict:
-        doc = self._metadata.get(row.object_sha256)
+        """Relative-URI metadata of an instance, cached by object (shared: copy before changing it)."""
+        with self._metadata_lock:
+            doc = self._metadata.get(row.object_sha256)
         if doc is None:
-            doc = to_json(self.reader.header(row.object_sha256), study=row.study_uid, series=row.series_uid,
-                          sop=row.sop_uid, transfer_syntax=row.transfer_syntax)
-            self._metadata[row.object_sha256] = doc
-            while len(self._metadata) > 4096:
-                self._metadata.popitem(last=False)
+            header = self.reader.header(row.object_sha256)
+            with self._metadata_lock:  # pydicom converts raw elements lazily: one thread per shared header
+                doc = to_json(header, study=row.study_uid, series=row.series_uid, sop=row.sop_uid,
+                              transfer_syntax=row.transfer_syntax)
+                self._metadata[row.object_sha256] = doc
+                while len(self._metadata) > 4096:
+                    self._metadata.popitem(last=False)
         return doc
 
     def frames(self, row: CatalogRow, numbers: list[int], accept: list[Acceptable]) -> FrameAnswer:
@@ -179,6 +185,14 @@ class DicomWebService:
 
     def bundle(self, study: str, series: str, encoding: str = "raw") -> BuiltBundle:
         return self.bundles.get(self.rows(study, series), encoding)
+
+    def prebuild(self, study: str, encodings: tuple[str, ...] = ("raw",)) -> list[BuiltBundle]:
+        """Build the bundles of every series of a study now (at study completion, so the first view is warm)."""
+        rows = self.rows(study)
+        by_series: dict[str, list[CatalogRow]] = {}
+        for r in rows:
+            by_series.setdefault(r.series_uid, []).append(r)
+        return [self.bundles.get(series_rows, e) for series_rows in by_series.values() for e in encodings]
 
     def stow(self, body: bytes, content_type: str, *, hospital: str, source: str,
              study: str | None = None) -> StowResult:

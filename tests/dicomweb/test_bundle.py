@@ -63,7 +63,11 @@ def test_a_missing_bundle_is_rebuilt_and_a_changed_series_gets_a_new_one(centre,
         with centre.client() as http:
             return http.get(f"/studies/{study}/series/{series}/bundle")
 
+    from pipelines.dicomweb.service import DicomWebService
+
+    [built] = DicomWebService.for_platform(centre.platform).prebuild(study)  # what study completion can call
     first = get()
+    assert first.headers["etag"] == built.etag and first.content == built.path.read_bytes()
     bundles = centre.platform.settings.data_dir.resolve() / "derived" / "bundles" / series
     for f in bundles.glob("*.raw.bundle"):
         f.unlink()

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from tests.viewer.conftest import ARTIFACTS, GEOMETRY, PRIOR_GEOMETRY, open_viewer
-from tests.viewer.synthetic import AIR, BONE, CHECKER_LOW, WATER
+from tests.viewer.synthetic import AIR, BONE, CHECKER_HIGH, CHECKER_LOW, WATER
 
 pytestmark = pytest.mark.slow
 G = GEOMETRY
@@ -152,15 +152,18 @@ def test_roi_mean_sd_and_area(viewer):
     page = viewer
     choose_tool(page, "区域统计")
     r0, r1, c0, c1 = G.checker  # a 20/60 HU checkerboard: mean 40, SD 20
-    top_left, bottom_right = (r0 + 2, c0 + 2), (r1 - 3, c1 - 3)
-    drag(page, pixel(page, 0, *top_left), pixel(page, 0, *bottom_right))
-    page.wait_for_timeout(300)
+    centre = ((r0 + r1) // 2, (c0 + c1) // 2)
+    semi_axes = (min(r1 - r0, c1 - c0) // 2 - 3, min(r1 - r0, c1 - c0) // 2 - 4)
+    # the ellipse is drawn from its centre to the corner of its bounding box
+    drag(page, pixel(page, 0, *centre), pixel(page, 0, centre[0] + semi_axes[0], centre[1] + semi_axes[1]))
     roi = hook(page, "lastMeasurement")
     assert roi["tool"] == "roi"
+    assert (roi["min"], roi["max"]) == (CHECKER_LOW, CHECKER_HIGH)  # wholly inside the checkerboard
     assert roi["mean"] == pytest.approx(40, abs=2)
     assert roi["stdDev"] == pytest.approx(20, abs=1.5)
-    semi_axes_mm = [(bottom_right[i] - top_left[i]) / 2 * G.pixel_mm for i in (0, 1)]
-    assert roi["area"] == pytest.approx(math.pi * semi_axes_mm[0] * semi_axes_mm[1], rel=0.2)
+    expected_area = math.pi * semi_axes[0] * semi_axes[1] * G.pixel_mm**2
+    assert roi["area"] == pytest.approx(expected_area, rel=0.1)
+    assert page.locator("#statusbar").inner_text().startswith("均值 ")
     shot(page, "roi")
 
 

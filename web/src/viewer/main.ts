@@ -40,6 +40,7 @@ export const state = {
   mip: false,
   cine: false,
   last: undefined as Measurement | undefined,
+  lastAnnotation: undefined as tools.Types.Annotation | undefined, // stats are computed on later renders
   timings: { firstImageMs: null as number | null, mprReadyMs: null as number | null, vrReadyMs: null as number | null },
 };
 
@@ -107,8 +108,25 @@ function watch(index: number): void {
       state.timings.firstImageMs = Math.round(performance.now());
     }
   });
-  element.addEventListener("pointerdown", () => selectCell(index));
+  let down: [number, number] | undefined;
+  element.addEventListener("pointerdown", (event) => {
+    selectCell(index);
+    down = [event.clientX, event.clientY];
+  });
   element.addEventListener("pointermove", (event) => showValue(index, event));
+  element.addEventListener("pointerup", (event) => {
+    const still = down && Math.hypot(event.clientX - down[0], event.clientY - down[1]) < 4;
+    if (still && state.tool === "probe") probeAt(index, event.clientX, event.clientY);
+  });
+}
+
+/** Cornerstone 5.14's ProbeTool loses the value on stack images after the first: the viewer reads it itself. */
+function probeAt(index: number, clientX: number, clientY: number): void {
+  const hu = valueAtClient(index, clientX, clientY);
+  if (hu === null) return;
+  state.last = { tool: "probe", hu };
+  state.lastAnnotation = undefined;
+  say(formatMeasurement(state.last));
 }
 
 function showValue(index: number, event: PointerEvent): void {
@@ -371,8 +389,9 @@ function onAnnotation(event: Event): void {
   const annotation = (event as CustomEvent).detail?.annotation as tools.Types.Annotation | undefined;
   if (!annotation) return;
   const measurement = measurementOf(annotation);
-  if (!measurement) return;
+  if (!measurement || measurement.tool === "probe") return;
   state.last = measurement;
+  state.lastAnnotation = annotation;
   say(formatMeasurement(measurement));
 }
 
@@ -544,12 +563,7 @@ const hook: ViewerHook = {
     const viewport = viewportAt(i);
     return viewport ? viewportSlab(viewport) : 0;
   },
-  lastMeasurement: () => {
-    // Stats are computed after the completed event: read the newest annotation again.
-    const all = tools.annotation.state.getAllAnnotations();
-    const newest = all[all.length - 1];
-    return (newest && measurementOf(newest)) ?? state.last ?? null;
-  },
+  lastMeasurement: () => (state.lastAnnotation && measurementOf(state.lastAnnotation)) ?? state.last ?? null,
   huAt: (x, y) => {
     const index = cellIndexOf(x, y);
     return index < 0 ? null : valueAtClient(index, x, y);
