@@ -18,6 +18,7 @@ from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from api.auth import Principal, role
+from pipelines.dicomweb import access_log
 from pipelines.dicomweb.bundle import MEDIA_TYPE as BUNDLE_MEDIA_TYPE
 from pipelines.dicomweb.multipart import MultipartError, Part, frame_parts, new_boundary, related_content_type
 from pipelines.dicomweb.query import QueryError
@@ -37,6 +38,7 @@ MAX_STOW_BYTES = 2 * 1024**3
 UID = r"^[0-9]+(\.[0-9]+)*$"
 
 router = APIRouter(prefix=PREFIX, tags=["dicomweb"])
+access_log.install()
 _service_lock = threading.Lock()
 
 

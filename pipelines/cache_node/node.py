@@ -30,6 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.auth import Principal, TokenStore, require
 from pipelines.cache_node.store import CacheStore, Entry
+from pipelines.dicomweb import access_log
 
 log = logging.getLogger(__name__)
 READ = ("doctor", "operator", "regulator")
@@ -162,6 +163,7 @@ class EvictRequest(BaseModel):
 
 
 def create_cache_app(node: CacheNode, tokens: TokenStore) -> FastAPI:
+    access_log.install()
     client = httpx.AsyncClient(base_url=node.config.centre_url.rstrip("/"), timeout=node._timeout,
                                headers=node._auth())
     reader_auth = require(*READ)

@@ -254,7 +254,8 @@ class RecognitionStats(Processor[dict[str, Any]]):
         return f"{p['hospital']}|{p['standard_item']}|{px.local_day(event.occurred_at):%Y-%m}"
 
     def key_values(self, key: str) -> dict[str, Any]:
-        hospital, item, month = key.split("|")
+        hospital, rest = key.split("|", 1)  # neither a hospital code nor a month holds "|"; an item code might
+        item, month = rest.rsplit("|", 1)
         return {"hospital": hospital, "standard_item": item, "month": month}
 
     def initial(self) -> dict[str, Any]:
@@ -272,7 +273,6 @@ class RecognitionStats(Processor[dict[str, Any]]):
         return state
 
     def rows(self, key: str, state: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-        hospital, item, month = key.split("|")
         accepted = declined = 0
         reasons: dict[str, int] = {}
         for decisions in state["decided"].values():
@@ -283,7 +283,7 @@ class RecognitionStats(Processor[dict[str, Any]]):
             for code in {r for _, r in decisions.values() if r}:
                 reasons[code] = reasons.get(code, 0) + 1
         decided = accepted + declined
-        base = {"hospital": hospital, "standard_item": item, "month": month}
+        base = self.key_values(key)
         return {
             "recognition_stats": [{**base, "duplicates_found": len(state["found"]),
                                    "candidates": sum(len(c) for c in state["found"].values()), "decided": decided,

@@ -93,3 +93,31 @@ def test_eviction_by_bytes_least_recently_used_first(tmp_path):
     (store.blobs / "orphan").write_bytes(b"zz")
     reopened = CacheStore(tmp_path, max_bytes=250)
     assert not (store.blobs / "orphan").exists() and reopened.count() == 2
+
+
+def test_revalidation_by_etag_and_a_changed_series_refetched(tmp_path):
+    platform, tokens, tokens_file = make_platform(tmp_path / "centre")
+    paths = ct_series(tmp_path / "ct", slices=2, size=16, patient_id="MRN-R")
+    ingest_files(platform, paths)
+    ds = pydicom.dcmread(paths[0])
+    centre = serve(create_app(platform, TokenStore.load(tokens_file)))
+    node = CacheNode(NodeConfig(centre.url, tokens["system"], tmp_path / "cache", fresh_seconds=0,
+                                audit_interval=3600))
+    cache = serve(create_cache_app(node, TokenStore.load(tokens_file)))
+    url = f"/dicomweb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/bundle"
+    try:
+        with httpx.Client(base_url=cache.url, headers={"Authorization": f"Bearer {tokens['doctor']}"}) as c:
+            first = c.get(url)
+            assert first.headers["x-cache"] == "MISS"
+            second = c.get(url)  # not fresh any more: the centre answers 304 to If-None-Match
+            assert second.headers["x-cache"] == "HIT" and second.content == first.content
+            ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+            ds.save_as(tmp_path / "new.dcm", enforce_file_format=True)
+            ingest_files(platform, [tmp_path / "new.dcm"])
+            third = c.get(url)
+            assert third.headers["x-cache"] == "MISS" and third.headers["etag"] != first.headers["etag"]
+            assert c.get(url).content == third.content
+    finally:
+        cache.stop()
+        centre.stop()
+        platform.close()

@@ -103,3 +103,15 @@ def test_pure_matching_functions():
     assert query_terms("*MING", False) is None
     with pytest.raises(QueryError):
         parse_query("study", [("limit", "0")])
+
+
+def test_query_strings_never_reach_the_access_log():
+    import logging
+
+    from pipelines.dicomweb.access_log import RedactQuery
+
+    record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+                               ("127.0.0.1:5", "GET", "/dicomweb/studies?PatientName=WANG%5EXIAOMING", "1.1", 200),
+                               None)
+    assert RedactQuery().filter(record)
+    assert "WANG" not in record.getMessage() and "/dicomweb/studies?[query redacted]" in record.getMessage()

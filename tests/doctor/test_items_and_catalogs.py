@@ -100,3 +100,22 @@ def test_rules_refuse_an_exception_without_source(tmp_path):
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ValueError, match="paediatric has no source"):
         load_rules(path)
+
+
+def test_a_new_rule_version_in_the_file_takes_effect_on_its_date(tmp_path):
+    from datetime import date
+
+    text = RULES_FILE.read_text(encoding="utf-8") + """
+  - version: '2027.1'
+    effective_from: 2027-01-01
+    source: 'test: chest CT window narrowed'
+    windows: {default_days: 30, by_modality: {CT: 30}, by_item: {CT-CHEST-P: 14}}
+    exceptions: []
+"""
+    path = tmp_path / "rules.yaml"
+    path.write_text(text, encoding="utf-8")
+    rules = load_rules(path)
+    assert rules.at(date(2026, 12, 31)).version == "2024.1"
+    assert rules.at(date(2027, 1, 1)).version == "2027.1"
+    assert rules.at(date(2027, 1, 1)).window_days("CT-CHEST-P") == 14
+    assert rules.at(date(2023, 12, 31)) is None

@@ -15,6 +15,15 @@ from tests.doctor.stream import (AQ2, CT_CHEST, HF1, HF2, HF3, HF4, NOWHERE, WH1
 DAY = date(2026, 9, 1)  # rule version 2024.1 is in force: CT/MR/DR 30 days, US 14, MG 90, children 7
 
 
+def with_chest_ct_rule_from(day: date):
+    """The shipped rules plus a version in force from ``day`` that narrows the plain chest CT window to 14 days."""
+    rules = default_rules()
+    current = rules.versions[-1]
+    new = dataclasses.replace(current, version="test-2026.12", effective_from=day, by_item={CT_CHEST: 14},
+                              source="test: an item-level rule change")
+    return dataclasses.replace(rules, versions=(*rules.versions, new))
+
+
 def run_of(b: DoctorStream, *, rules=None, feedback: str = "next") -> Run:
     run = Run([Reminders(rules=rules), DoctorReminders(), Recognition(rules=rules), RecognitionStats()],
               feedback=feedback)
@@ -123,20 +132,23 @@ def test_a_study_taken_after_the_order_date_is_not_a_candidate(b, pk):
 
 
 def test_rule_version_in_force_on_the_order_date_decides():
-    switch = date(2026, 12, 1)  # 2026.12: chest CT window 14 days
+    switch = date(2026, 12, 1)
+    rules = with_chest_ct_rule_from(switch)
     b = DoctorStream()
     pk = b.person("34010419850612123")
     old = b.exam(pk, WH1, switch - timedelta(days=20), CT_CHEST)
     recent = b.exam(pk, WH2, switch - timedelta(days=10), CT_CHEST)
     b.checked_order(pk, HF1, "BEFORE", local(switch - timedelta(days=1), 23, 59), CT_CHEST)
     b.checked_order(pk, HF1, "AFTER", local(switch, 0, 1), CT_CHEST)
-    run = run_of(b)
+    run = run_of(b, rules=rules)
     assert found(run, "BEFORE") == sorted([("BEFORE", CT_CHEST, old), ("BEFORE", CT_CHEST, recent)])
     assert found(run, "AFTER") == [("AFTER", CT_CHEST, recent)]
     versions = {e.payload["order_id"]: e.payload["rule_version"] for e in run.of("DuplicateFound")
                 if e.payload["hospital"] == HF1}
-    assert versions == {"BEFORE": "2024.1", "AFTER": "2026.12"}
-    assert item_row(run, "AFTER")["rule_version"] == "2026.12"
+    assert versions == {"BEFORE": "2024.1", "AFTER": "test-2026.12"}
+    assert item_row(run, "AFTER")["rule_version"] == "test-2026.12"
+    # replaying the same log under the shipped rules re-evaluates: the later order keeps both candidates
+    assert len(found(run_of(b), "AFTER")) == 2
 
 
 def test_no_rule_in_force_means_no_check(b, pk):
@@ -468,11 +480,12 @@ def test_decided_events_are_deterministic(b, pk):
 
 @pytest.mark.parametrize("offset,expected", [(14, True), (15, False)])
 def test_an_item_level_window_has_the_same_edges(offset, expected):
-    """Version 2026.12 gives the plain chest CT its own window (14 days), narrower than its modality's."""
+    """An item's own window (14 days here) wins over its modality's, with the same edges."""
+    day = date(2026, 12, 20)
+    rules = with_chest_ct_rule_from(date(2026, 12, 1))
     b = DoctorStream()
     pk = b.person("34010419850612123")
-    day = date(2026, 12, 20)
     uid = b.exam(pk, WH1, day - timedelta(days=offset), CT_CHEST)
     b.checked_order(pk, HF1, "O1", local(day, 23, 59), CT_CHEST)
-    assert found(run_of(b)) == ([("O1", CT_CHEST, uid)] if expected else [])
-    assert default_rules().at(day).window_days("CT-CHEST-E") == 30
+    assert found(run_of(b, rules=rules)) == ([("O1", CT_CHEST, uid)] if expected else [])
+    assert rules.at(day).window_days("CT-CHEST-E") == 30

@@ -106,11 +106,15 @@ def wanying_backend(workdir: Path, studies: list[Study]) -> Iterator[tuple[str, 
         port = free_port()
         server, thread = serve(create_app(platform, TokenStore.load(data / "api-tokens.json")), port)
         base = f"http://127.0.0.1:{port}"
-        body, content_type = stow_body(studies)
-        answer = httpx.post(f"{base}/dicomweb/studies", content=body, timeout=120,
-                            headers={"Authorization": f"Bearer {tokens['system']}", "Content-Type": content_type,
-                                     "Accept": "application/dicom+json"})
-        answer.raise_for_status()
+        for study in studies:
+            for start in range(0, len(study.datasets), 50):
+                chunk = Study(study.study_uid, study.series_uid, study.frame_of_reference, study.geometry,
+                              study.datasets[start:start + 50])
+                body, content_type = stow_body([chunk])
+                answer = httpx.post(f"{base}/dicomweb/studies", content=body, timeout=120, headers={
+                    "Authorization": f"Bearer {tokens['system']}", "Content-Type": content_type,
+                    "Accept": "application/dicom+json"})
+                answer.raise_for_status()
         yield base, tokens["doctor"]
     finally:
         if server is not None:

@@ -27,7 +27,7 @@ export type PrimaryTool = keyof typeof PRIMARY_TOOLS;
 export async function startCornerstone(): Promise<RenderingEngine> {
   await coreInit();
   dicomImageLoader.init({
-    maxWebWorkers: Math.max(1, Math.min(4, (navigator.hardwareConcurrency ?? 2) - 1)),
+    maxWebWorkers: Math.max(1, Math.min(4, navigator.hardwareConcurrency ?? 2)),
     beforeSend: () => {
       const bearer = token();
       return bearer ? { Authorization: `Bearer ${bearer}` } : {};
