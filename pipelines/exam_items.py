@@ -11,8 +11,7 @@ from typing import Callable, Literal
 from pipelines.mapping.resolve import ItemResolver
 from pipelines.mapping.store import MAPPED, MappingStore
 from schemas.envelope import Envelope
-from schemas.events import ExamItemsResolved
-from streams.processors.person_exams import decided
+from pipelines.mapping.resolved import items_resolved_event
 
 
 @dataclass(frozen=True)
@@ -70,6 +69,7 @@ def items_resolved(event: Envelope, lookup: ItemsLookup) -> Envelope | None:
         return None
     if found is None or not found.items:
         return None
-    payload = ExamItemsResolved(hospital=p["hospital"], person_key=p["person_key"], standard_items=list(found.items),
-                                catalog_version=found.catalog_version, method=found.method, **refs)
-    return decided(payload, event, *found.items)
+    return items_resolved_event(hospital=p["hospital"], person_key=p["person_key"], items=found.items,
+                                catalog_version=found.catalog_version, method=found.method,
+                                exam_ms=int(event.occurred_at.timestamp() * 1000), occurred_at=event.occurred_at,
+                                **refs, **event.caused())

@@ -1,6 +1,7 @@
 """The envelope every event travels in."""
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import time
@@ -23,6 +24,22 @@ def new_event_id(unix_ms: int | None = None, rng: random.Random | None = None) -
     value |= 0b10 << 62  # variant
     value |= rand & ((1 << 62) - 1)  # rand_b
     return uuid.UUID(int=value)
+
+
+def stable_event_id(unix_ms: int, *parts: object) -> uuid.UUID:
+    """A UUIDv7 at ``unix_ms`` whose random bits are a hash of ``parts`` (what identifies the fact): producing the
+    same fact again (a re-sent message, a decision replayed) gives the same id, and the log keeps one copy."""
+    digest = int.from_bytes(hashlib.sha256("|".join(map(str, parts)).encode()).digest()[:10], "big")
+    return new_event_id(unix_ms, _FixedBits(digest))
+
+
+class _FixedBits(random.Random):
+    def __init__(self, bits: int) -> None:
+        super().__init__(0)
+        self._bits = bits
+
+    def getrandbits(self, k: int) -> int:
+        return self._bits & ((1 << k) - 1)
 
 
 def utcnow() -> datetime:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import threading
 import time
 import uuid
@@ -16,10 +17,11 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
 md = sa.MetaData()
 entries = sa.Table(
     "cache_entries", md,
-    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("key", sa.String(64), primary_key=True),  # SHA-256 of the request key (which may hold a name)
     sa.Column("file", sa.String(64), nullable=False),
     sa.Column("size", sa.BigInteger, nullable=False),
     sa.Column("status", sa.Integer, nullable=False),
@@ -73,9 +75,10 @@ class CacheStore:
 
     @staticmethod
     def file_name(key: str) -> str:
-        return hashlib.sha256(key.encode()).hexdigest()
+        return key if _HEX64.match(key) else hashlib.sha256(key.encode()).hexdigest()
 
     def get(self, key: str, *, touch: bool = True) -> Entry | None:
+        key = self.file_name(key)  # request keys hold query strings (names): only their hash is kept
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(entries).where(entries.c.key == key)).first()
         if row is None:
@@ -91,7 +94,7 @@ class CacheStore:
 
     def put_file(self, key: str, tmp: Path, *, status: int, headers: dict, study_uid: str | None) -> Entry:
         """Adopt a fully written temporary file as the entry for ``key``, then evict down to the byte budget."""
-        name = self.file_name(key)
+        name = key = self.file_name(key)
         final = self.blobs / name
         os.replace(tmp, final)
         size, now = final.stat().st_size, time.time()
@@ -109,6 +112,7 @@ class CacheStore:
         return self.put_file(key, tmp, **kw)
 
     def refreshed(self, key: str) -> None:
+        key = self.file_name(key)
         with self._lock, self.engine.begin() as conn:
             conn.execute(entries.update().where(entries.c.key == key).values(fetched_at=time.time()))
 

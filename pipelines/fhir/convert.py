@@ -21,7 +21,8 @@ from datetime import date, datetime, timezone
 from pydantic import BaseModel, ValidationError
 
 from pipelines.crypto import Keyring
-from pipelines.hl7.convert import Conversion, stable_event_id
+from pipelines.hl7.convert import Conversion
+from schemas.envelope import stable_event_id
 from pipelines.identity import InvalidIdNumber, InvalidPhone, PlainPerson, normalise_phone, protect
 from schemas import events as ev
 from schemas.registry import REGISTRY

@@ -19,7 +19,8 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from pipelines.crypto import Keyring
-from pipelines.hl7.convert import Conversion, stable_event_id
+from pipelines.hl7.convert import Conversion
+from schemas.envelope import stable_event_id
 from pipelines.identity import InvalidIdNumber, InvalidPhone, PlainPerson, protect
 from schemas import events as ev
 from schemas.envelope import Envelope, new_event_id

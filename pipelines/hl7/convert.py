@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 from pipelines.crypto import Keyring
 from pipelines.hl7.message import Hl7Error, Message, Segment, parse_date, parse_ts
 from pipelines.identity import InvalidIdNumber, InvalidPhone, PlainPerson, normalise_phone, protect
-from schemas.envelope import Envelope
+from schemas.envelope import Envelope, stable_event_id
 from schemas.events import (
     DoctorSignedIn,
     ExamCancelled,
@@ -52,14 +52,6 @@ class Conversion:
     """The events one HIS message becomes (ExamOrdered ones are then resolved to standard items on append)."""
 
     events: list[Envelope]
-
-
-def stable_event_id(unix_ms: int, *parts: str) -> uuid.UUID:
-    """A UUIDv7 whose random bits come from the message identity, so a re-sent message yields the same ids and
-    idempotent consumers drop the copy."""
-    digest = int.from_bytes(hashlib.sha256("|".join(parts).encode()).digest()[:10], "big")
-    value = (unix_ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | ((digest >> 62) & 0xFFF) << 64 | 0b10 << 62
-    return uuid.UUID(int=value | (digest & ((1 << 62) - 1)))
 
 
 def _required(seg: Segment | None, n: int, what: str, *, comp: int = 1, sub: int = 1) -> str:

@@ -16,8 +16,8 @@ from pipelines.mapping.catalog import Catalog
 from pipelines.mapping.resolve import ItemResolver
 from pipelines.mapping.suggest import suggest
 from schemas.envelope import Envelope
-from pipelines.hl7.convert import stable_event_id
-from schemas.events import ExamCodeMapped, ExamCodeMappingRemoved, ExamCodeQueued, ExamItemsResolved
+from pipelines.mapping.resolved import items_resolved_event
+from schemas.events import ExamCodeMapped, ExamCodeMappingRemoved, ExamCodeQueued
 from schemas.registry import REGISTRY
 
 _md = sa.MetaData()
@@ -242,14 +242,9 @@ class MappingStore:
 
     def _resolved(self, hospital: str, order_id: str, person_key: str, accession: str | None, items: list[str],
                   method: str, ordered_ms: int, **envelope_fields) -> Envelope:
-        payload = ExamItemsResolved(hospital=hospital, person_key=person_key, order_id=order_id,
-                                    accession_number=accession, standard_items=items,
-                                    catalog_version=self.catalog.version, method=method)
-        # The id depends only on the fact (order, items, catalog, method): whichever path resolves the order
-        # (its arrival, a re-send, a later mapping), the same resolution has the same id and is kept once.
-        event_id = stable_event_id(ordered_ms, hospital, order_id, ";".join(items), self.catalog.version, method)
-        return REGISTRY.new(payload, key=person_key, source=hospital, occurred_at=_now(), event_id=event_id,
-                            **envelope_fields)
+        return items_resolved_event(hospital=hospital, person_key=person_key, order_id=order_id,
+                                    accession_number=accession, items=items, catalog_version=self.catalog.version,
+                                    method=method, exam_ms=ordered_ms, **envelope_fields)
 
     def _queue(self, hospital: str, local_code: str, local_name: str, reason: str) -> list[Envelope]:
         ranked = suggest(local_name, self.catalog)

@@ -12,7 +12,6 @@ later event on that key. The national key's state takes them as they come.
 from __future__ import annotations
 
 import copy
-import random
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -20,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from schemas.envelope import Envelope, new_event_id
+from schemas.envelope import Envelope, stable_event_id
 from schemas.events import HospitalKeyLinked, MergedExam, PersonHistoryMerged
 from schemas.hospitals import HospitalDirectory
 from schemas.recognition_rules import RuleVersion
@@ -46,8 +45,7 @@ _MERGED_FIELDS = tuple(MergedExam.model_fields)
 def derived_id(cause: Envelope, *discriminator: object) -> uuid.UUID:
     """A UUIDv7 at the cause's time whose random bits come from the cause's id and ``discriminator``: deciding
     again on the same event gives the same id, so the log keeps one copy."""
-    rng = random.Random("|".join(map(str, (cause.event_id, *discriminator))))
-    return new_event_id(int(cause.occurred_at.timestamp() * 1000), rng)
+    return stable_event_id(int(cause.occurred_at.timestamp() * 1000), cause.event_id, *discriminator)
 
 
 def decided(payload: BaseModel, cause: Envelope, *discriminator: object, key: str | None = None) -> Envelope:

@@ -46,6 +46,8 @@ def test_fill_hit_prefetch_restart_audit_and_offline(tmp_path):
             assert part.status_code == 206 and part.content == truth[10:100]
             assert c.get("/dicomweb/studies", params={"PatientID": "MRN-C0"}).json()[0]["0020000D"]["Value"] == [s0]
             assert c.get(bundle0, headers={"Authorization": "Bearer wrong"}).status_code == 401
+            index = b"".join(f.read_bytes() for f in (tmp_path / "cache").glob("cache.sqlite*"))
+            assert b"MRN-C0" not in index  # the search's query string is kept only as a hash
             # prefetch on request (what reminder / duplicate events will call)
             system = {"Authorization": f"Bearer {tokens['system']}"}
             done = c.post("/cache/prefetch", json={"study_uids": [s1]}, headers=system).json()

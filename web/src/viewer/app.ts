@@ -181,6 +181,7 @@ async function showStack(index: number, series: SeriesInfo, label: string, initi
   const viewport = engine.getViewport(`vp${index}`) as Types.IStackViewport;
   const ids = imageIdsOf(series);
   await viewport.setStack(ids, initialIndex ?? Math.floor(ids.length / 2));
+  performance.mark(`viewer:stack-set-${index}`);
   viewport.render();
   refreshOverlay(index);
 }
@@ -262,9 +263,11 @@ async function enterMpr(): Promise<void> {
     };
     eventTarget.addEventListener(Enums.Events.IMAGE_VOLUME_LOADING_COMPLETED, done);
     volume.load();
-    void setVolumesForViewports(engine, [{ volumeId }], ids);
   });
   performance.mark("viewer:volume-loaded");
+  // Attached once loaded: re-rendering three viewports for every arriving slice costs more than it shows on
+  // software WebGL.
+  await setVolumesForViewports(engine, [{ volumeId }], ids);
   if (state.mode !== "mpr" || state.volumeId !== volumeId) return;
   engine.renderViewports(ids);
   requestAnimationFrame(() => {
