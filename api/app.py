@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api.auth import Principal, TokenStore, role
 from api.dicomweb import router as dicomweb_router
 from api.doctor import router as doctor_router
+from api.doctor_stream import router as doctor_stream_router
 from api.his import router as his_router
 from api.interpret import WEB_DIST, router as interpret_router
 from pipelines.identity import InvalidIdNumber, PlainPerson, person_key_of
@@ -160,6 +161,7 @@ def create_app(platform: Platform, tokens: TokenStore) -> FastAPI:
     app.include_router(his_router)
     app.include_router(interpret_router)
     app.include_router(doctor_router)
+    app.include_router(doctor_stream_router)
     app.include_router(dicomweb_router)
     # The built pages (web/dist, made by infra/setup.sh); before the first build they are simply 404.
     app.mount("/app", StaticFiles(directory=WEB_DIST, html=True, check_dir=False), name="web")

@@ -21,6 +21,8 @@ class Hospital:
     city: str
     level: str
     alliances: frozenset[str]
+    dicom_aes: tuple[str, ...] = ()
+    hl7_facilities: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -48,8 +50,12 @@ def load_hospitals(path: Path = HOSPITALS_FILE) -> HospitalDirectory:
             raise ValueError(f"{where} appears twice")
         if raw.get("level") not in LEVELS:
             raise ValueError(f"{where}: level {raw.get('level')!r} is not one of {', '.join(LEVELS)}")
+        aes = tuple(str(ae).strip() for ae in raw.get("dicom_aes") or ())
+        if any(not 0 < len(ae) <= 16 for ae in aes):
+            raise ValueError(f"{where}: a DICOM AE title must have 1-16 characters")
         out[code] = Hospital(code, str(raw["name"]), str(raw.get("city") or ""), raw["level"],
-                             frozenset(raw.get("alliances") or ()))
+                             frozenset(raw.get("alliances") or ()), aes,
+                             tuple(str(f).strip().upper() for f in raw.get("hl7_facilities") or ()))
     return HospitalDirectory(str(doc["version"]), out)
 
 

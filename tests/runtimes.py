@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 from schemas.envelope import Envelope
-from streams.log.port import EventLog
+from streams.log.port import EventLog, LogRecord
 from streams.log.sqlite import SqliteLog
 from streams.processors import ALL as PROCESSORS
 from streams.processors.daily_counts import COUNTED
@@ -169,3 +169,48 @@ def daily_total(projector: Projector) -> int:
     return sum(row[-1] for row in projector.dump()["hospital_daily_counts"])
 
 
+
+
+def explain_missing(projector: Projector, log: EventLog) -> str:
+    """Which counted events on the log the views never applied: type, where they sit, and whether they are decided
+    events still (or again) in the outbox. Appended to a failed comparison so that a rare failure explains itself."""
+    import sqlalchemy as sa
+
+    from streams.views.projector import applied_events, outbox
+
+    with projector.engine.connect() as conn:
+        applied_ids = set(conn.execute(sa.select(applied_events.c.event_id).where(
+            applied_events.c.projector == projector.name)).scalars())
+        box = {i: s for i, s in conn.execute(sa.select(outbox.c.event_id, outbox.c.sent))}
+    positions = projector.positions()
+    missing: list[tuple[LogRecord, Envelope]] = []
+    ids_on_log: set[str] = set()
+    for topic in all_topics():
+        for partition, end in log.end_offsets(topic).items():
+            offset = 0
+            while offset < end:
+                records = log.read(topic, partition, offset, 5000)
+                if not records:
+                    break
+                for r in records:
+                    e = r.envelope()
+                    ids_on_log.add(str(e.event_id))
+                    if e.type in COUNTED and e.payload.get("hospital") and str(e.event_id) not in applied_ids:
+                        missing.append((r, e))
+                offset = records[-1].offset + 1
+    seen: set[str] = set()
+    lines = []
+    for r, e in missing:
+        if str(e.event_id) in seen:
+            continue
+        seen.add(str(e.event_id))
+        lines.append(f"  {e.type} {e.event_id} at {r.topic}[{r.partition}]@{r.offset} (views at "
+                     f"{positions.get((r.topic, r.partition))}), outbox={box.get(str(e.event_id), 'absent')}, "
+                     f"source={e.source}, caused by {getattr(e, 'causation_id', None)}")
+    unsent = [i for i, s in box.items() if not s]
+    never_logged = [i for i in box if i not in ids_on_log]
+    by_kind: dict[str, int] = {}
+    for r, e in missing:
+        by_kind[e.type] = by_kind.get(e.type, 0) + 1
+    return (f"{len(seen)} counted events on the log not applied by the views {by_kind}; outbox {len(box)} rows, "
+            f"{len(unsent)} unsent, {len(never_logged)} not on the log:\n" + "\n".join(lines[:40]))

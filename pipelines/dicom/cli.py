@@ -62,7 +62,7 @@ def scp(
     ae_title: str = typer.Option("WANYING", help="our AE title (the called AE the hospitals use)"),
     host: str = typer.Option("127.0.0.1", help="address to listen on"),
     port: int = typer.Option(11112),
-    peers: Path = typer.Option(None, help="calling-AE registry (default: pipelines/data/dicom_peers.yaml)"),
+    peers: Path = typer.Option(None, help="hospital directory with the calling AEs (default: schemas/catalogs/hospitals.yaml)"),
     fsync: str = typer.Option("batch", help="batch: fsync every 50 ms and before confirming a release; "
                                             "each: fsync every instance before its success status"),
     tls_cert: Path = typer.Option(None, help="PEM certificate: serve DICOM over TLS"),

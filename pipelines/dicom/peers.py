@@ -1,13 +1,14 @@
-"""The registry of DICOM peers: calling AE title -> hospital. Data, not code (``pipelines/data/dicom_peers.yaml``)."""
+"""The registry of DICOM peers: calling AE title -> hospital, from the hospital directory
+(``schemas/catalogs/hospitals.yaml``, field ``dicom_aes``). Data, not code."""
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
+from schemas.hospitals import HOSPITALS_FILE, load_hospitals
 
-DEFAULT_PEERS_FILE = Path(__file__).resolve().parent.parent / "data" / "dicom_peers.yaml"
+DEFAULT_PEERS_FILE = HOSPITALS_FILE
 _HOSPITAL = re.compile(r"^[A-Z0-9_-]{2,32}$")
 
 
@@ -38,5 +39,6 @@ class PeerRegistry:
 
     @classmethod
     def load(cls, path: Path = DEFAULT_PEERS_FILE) -> "PeerRegistry":
-        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        return cls.from_mapping(doc.get("hospitals") or {})
+        directory = load_hospitals(Path(path))
+        return cls.from_mapping({h.code: {"name": h.name, "calling_aes": list(h.dicom_aes)}
+                                 for h in directory.hospitals.values()})

@@ -162,7 +162,20 @@ class BundleStore:
                     for stale in path.parent.glob(f"*.{encoding}.bundle"):
                         if stale != path:
                             stale.unlink(missing_ok=True)
+        os.utime(path)  # the modification time doubles as "last used" for prune()
         return BuiltBundle(path, source, encoding, path.stat().st_size)
+
+    def prune(self, max_bytes: int) -> int:
+        """Delete least recently used bundles until they fit in ``max_bytes`` (they are rebuilt on demand)."""
+        files = sorted((p.stat().st_mtime, p.stat().st_size, p) for p in self.root.glob("*/*.bundle"))
+        total, removed = sum(size for _, size, _ in files), 0
+        for _, size, path in files:
+            if total <= max_bytes:
+                break
+            path.unlink(missing_ok=True)
+            total -= size
+            removed += 1
+        return removed
 
     @staticmethod
     def _write(path: Path, chunks: list[bytes]) -> None:

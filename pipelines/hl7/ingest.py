@@ -51,7 +51,7 @@ class Hl7Ingest:
         hospital = self.senders.hospital_of(msg.sending_facility)
         if hospital is None:
             raise Hl7Error(f"sending facility {msg.sending_facility or '(empty)'!r} (MSH-4) is not registered; ask "
-                           f"the exchange operator to add it to his_senders.yaml", ack="AR", code="103",
+                           f"the exchange operator to add it to the hospital directory (hl7_facilities)", ack="AR", code="103",
                            location="MSH-4")
         conversion = Converter(self.keys).convert(msg, hospital)
         return msg, append_conversion(self.log, conversion, self.mappings)

@@ -1,12 +1,13 @@
-"""Which hospital an HL7 sending facility (MSH-4) belongs to: ``pipelines/data/his_senders.yaml``."""
+"""Which hospital an HL7 sending facility (MSH-4) belongs to, from the hospital directory
+(``schemas/catalogs/hospitals.yaml``, field ``hl7_facilities``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
+from schemas.hospitals import HOSPITALS_FILE, load_hospitals
 
-SENDERS_FILE = Path(__file__).resolve().parents[1] / "data" / "his_senders.yaml"
+SENDERS_FILE = HOSPITALS_FILE
 
 
 @dataclass(frozen=True)
@@ -15,12 +16,8 @@ class HisSenders:
 
     @classmethod
     def load(cls, path: Path = SENDERS_FILE) -> "HisSenders":
-        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        mapping: dict[str, str] = {}
-        for hospital, entry in (doc.get("hospitals") or {}).items():
-            for facility in (entry or {}).get("hl7_facilities", []):
-                mapping[str(facility).upper()] = str(hospital)
-        return cls(mapping)
+        directory = load_hospitals(Path(path))
+        return cls({facility: h.code for h in directory.hospitals.values() for facility in h.hl7_facilities})
 
     def hospital_of(self, facility: str) -> str | None:
         return self.by_facility.get(facility.strip().upper())

@@ -169,6 +169,16 @@ class FaustRuntime:
                 await asyncio.sleep(self.settings.retry_pause)
 
     def _apply_and_flush(self, records: Sequence[LogRecord]) -> int:
+        stored = self.projector.positions()  # DIAG
+        nxt: dict = {}
+        for r in records:
+            tp = (r.topic, r.partition)
+            want = nxt.get(tp, stored.get(tp, 0))
+            if r.offset > want:
+                log.warning("DIAG gap %s: record at %d, expected %d (stored %s)", tp, r.offset, want, stored.get(tp))
+            if tp in nxt and r.offset < nxt[tp] - 1:
+                log.warning("DIAG out of order %s: %d after %d", tp, r.offset, nxt[tp] - 1)
+            nxt[tp] = max(nxt.get(tp, 0), r.offset + 1)
         applied = self.projector.apply(records).applied
         self.flush_outbox()
         return applied

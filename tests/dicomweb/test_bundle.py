@@ -48,6 +48,9 @@ def test_range_requests_and_etag_revalidation(centre):
     tail = _bundle(centre, headers={"Range": "bytes=-10"})
     assert tail.content == full.content[-10:]
     assert _bundle(centre, headers={"If-None-Match": etag}).status_code == 304
+    with centre.client() as http:
+        head = http.head(f"/studies/{centre.study}/series/{centre.series}/bundle")
+    assert head.status_code == 200 and int(head.headers["content-length"]) == len(full.content) and not head.content
     assert _bundle(centre, headers={"Range": f"bytes={len(full.content) + 5}-"}).status_code == 416
 
 
@@ -85,3 +88,23 @@ def test_a_missing_bundle_is_rebuilt_and_a_changed_series_gets_a_new_one(centre,
     assert len(header["instances"]) == 4
     assert header["instances"][0]["sop_uid"] == ds.SOPInstanceUID  # lowest z comes first
     assert len(list(bundles.glob("*.raw.bundle"))) == 1
+
+
+def test_prune_drops_least_recently_used_bundles_which_come_back_on_demand(centre, tmp_path):
+    from pipelines.dicom.synthetic import ct_series
+    from pipelines.dicomweb.service import DicomWebService
+
+    svc = DicomWebService.for_platform(centre.platform)
+    studies = []
+    for n in range(2):
+        paths = ct_series(tmp_path / f"p{n}", slices=2, size=16, patient_id=f"MRN-P{n}")
+        ingest_files(centre.platform, paths)
+        studies.append(pydicom.dcmread(paths[0]).StudyInstanceUID)
+    [old] = svc.prebuild(studies[0])
+    [recent] = svc.prebuild(studies[1])
+    import os
+    os.utime(old.path, (1, 1))  # used long ago
+    everything = sum(p.stat().st_size for p in svc.bundles.root.glob("*/*.bundle"))
+    assert svc.bundles.prune(everything - 1) == 1
+    assert not old.path.exists() and recent.path.exists()
+    assert svc.prebuild(studies[0])[0].path.read_bytes()[:8] == b"WYBUNDL1"

@@ -18,7 +18,8 @@ def test_replay_verify_complete(tmp_path, monkeypatch, ct_files):
         wired.ingest.reject(DicomRejected("calling AE 'NEW_CT' is not registered", STATUS_REFUSED_NOT_AUTHORISED),
                             f.read_bytes(), None, "NEW_CT")
     peers = tmp_path / "peers.yaml"
-    peers.write_text("hospitals:\n  AHSL:\n    calling_aes: [NEW_CT]\n", encoding="utf-8")
+    peers.write_text("version: t\nhospitals:\n  - {code: AHSL, name: x, level: 三级甲等, dicom_aes: [NEW_CT]}\n",
+                         encoding="utf-8")
     runner = CliRunner()
     result = runner.invoke(app, ["replay", "--all", "--peers", str(peers)])
     assert result.exit_code == 0, result.output

@@ -82,7 +82,7 @@ def test_series_list_thumbnails_stack_paging_and_wheel(viewer):
     page.wait_for_function(f"{V}.sliceIndex(0) === {start}")
     page.get_by_role("button", name="上一张").click()
     page.wait_for_function(f"{V}.sliceIndex(0) === {start - 1}")
-    assert f"第 {start}/{G.slices} 张" in page.locator(".overlay").first.inner_text()
+    page.wait_for_function(f"document.querySelector('.overlay').textContent.includes('第 {start}/{G.slices} 张')")
     shot(page, "stack")
 
 
@@ -177,8 +177,9 @@ def test_cine_with_speed_control(viewer):
     assert hook(page, "cinePlaying") is True
     assert hook(page, "sliceIndex", 0) != start
     page.get_by_role("button", name="停止").click()
+    page.wait_for_timeout(300)  # a frame already requested may still arrive
     stopped = hook(page, "sliceIndex", 0)
-    page.wait_for_timeout(400)
+    page.wait_for_timeout(500)
     assert hook(page, "sliceIndex", 0) == stopped and hook(page, "cinePlaying") is False
 
 
@@ -256,10 +257,13 @@ def test_mpr_mip_slab_and_volume_rendering(viewer):
     page.wait_for_function(f"{V}.timings().vrReadyMs !== null", timeout=90_000)
     page.wait_for_timeout(1000)
     box = page.locator(".vp").nth(3).bounding_box()
+    top = int(box["y"] + 40)  # below the label
     rendering = shot(page, "volume-rendering").crop(
-        (int(box["x"]), int(box["y"]), int(box["x"] + box["width"]), int(box["y"] + box["height"])))
-    low, high = rendering.getextrema()
-    assert high - low > 100, f"3D viewport looks empty ({time.monotonic() - started:.1f}s)"
+        (int(box["x"]), top, int(box["x"] + box["width"]), int(box["y"] + box["height"])))
+    background = rendering.getpixel((2, 2))
+    drawn = sum(1 for value in rendering.tobytes() if abs(value - background) > 40)
+    # the bone rod, seen from the front, is drawn: a bar well above a few stray pixels
+    assert drawn > 0.01 * rendering.width * rendering.height, f"3D looks empty ({time.monotonic() - started:.1f}s)"
 
 
 def test_phone_size_touch(phone, exams):

@@ -81,6 +81,7 @@ function describe(index: number): string {
     const count = (viewport as Types.IStackViewport).getImageIds().length;
     return `${label}\n第 ${viewport.getCurrentImageIdIndex() + 1}/${count} 张  ${wlText}`;
   }
+  if (viewport.type === Enums.ViewportType.VOLUME_3D) return label;
   return `${label}\n${wlText}${state.mip ? `  MIP ${viewportSlab(viewport)} mm` : ""}`;
 }
 
@@ -263,11 +264,9 @@ async function enterMpr(): Promise<void> {
     };
     eventTarget.addEventListener(Enums.Events.IMAGE_VOLUME_LOADING_COMPLETED, done);
     volume.load();
+    void setVolumesForViewports(engine, [{ volumeId }], ids);
   });
   performance.mark("viewer:volume-loaded");
-  // Attached once loaded: re-rendering three viewports for every arriving slice costs more than it shows on
-  // software WebGL.
-  await setVolumesForViewports(engine, [{ volumeId }], ids);
   if (state.mode !== "mpr" || state.volumeId !== volumeId) return;
   engine.renderViewports(ids);
   requestAnimationFrame(() => {
@@ -288,7 +287,7 @@ async function showVolumeRendering(): Promise<void> {
   const engine = state.engine!;
   engine.enableElement({
     viewportId: "vp3", element: elements[3], type: Enums.ViewportType.VOLUME_3D,
-    defaultOptions: { background: [0.1, 0.1, 0.12] as Types.Point3 },
+    defaultOptions: { orientation: Enums.OrientationAxis.CORONAL, background: [0.1, 0.1, 0.12] as Types.Point3 },
   });
   tools.ToolGroupManager.getToolGroup(VR_GROUP)!.addViewport("vp3", engine.id);
   cells[3].dataset.label = "三维容积重建";
