@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+import weakref
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -61,6 +62,13 @@ class Subscription:
 
 
 class DoctorFeed:
+    _instances: "weakref.WeakSet[DoctorFeed]" = weakref.WeakSet()
+
+    @classmethod
+    def running(cls) -> list["DoctorFeed"]:
+        """Feeds started in this process (tests stop the ones of a platform they close)."""
+        return [f for f in cls._instances if f._thread is not None and f._thread.is_alive()]
+
     def __init__(self, event_log: EventLog, projector: Projector, *, ring: int = RING) -> None:
         self.event_log, self.projector = event_log, projector
         self.boot = uuid.uuid4().hex[:12]
@@ -74,6 +82,7 @@ class DoctorFeed:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.ready = threading.Event()
+        DoctorFeed._instances.add(self)
 
     # ------------------------------------------------------------------ life
 
