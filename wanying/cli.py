@@ -24,6 +24,7 @@ app.add_typer(dead_app, name="deadletters")
 
 def _register_domain_commands() -> None:
     from interpret.cli import app as interpret_app
+    from pipelines.cache_node.cli import app as cache_app
     from pipelines.dicom.cli import app as dicom_app
     from pipelines.hl7.cli import app as hl7_app
     from pipelines.mapping.cli import app as mapping_app
@@ -32,6 +33,7 @@ def _register_domain_commands() -> None:
     app.add_typer(interpret_app, name="interpret", help="Report interpretation (marking, OCR)")
     app.add_typer(qc_app, name="qc", help="Image quality control")
     app.add_typer(hl7_app, name="hl7", help="HL7 v2 over MLLP from hospital HIS")
+    app.add_typer(cache_app, name="cache", help="Hospital cache node: the same DICOMweb API near the doctors")
     app.add_typer(dicom_app, name="dicom", help="DICOM in: C-STORE SCP, pull from PACS, completion, manifests")
     app.add_typer(mapping_app, name="mapping", help="Exam-code mapping: review, accept, import, export")
 

@@ -76,7 +76,8 @@ def test_plugin_reminds_flags_duplicates_and_records_decisions(world, panel):
     api, pk, studies = world
     page = panel
     errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    failed: list[str] = []
+    page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(f"{api.base_url}/app/plugin.html#token={api.tokens['doctor']}")
     expect(page).to_have_url(re.compile(r"/app/plugin\.html$"))  # the token left the address bar
@@ -156,3 +157,4 @@ def test_plugin_reminds_flags_duplicates_and_records_decisions(world, panel):
     assert decided == [(studies[WH2], "declined", "other", "患者术后复查需对比", doctor),
                        (studies[WH1], "accepted", None, None, doctor)]
     assert errors == []
+    assert [f for f in failed if not f.endswith("/favicon.ico")] == []
