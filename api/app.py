@@ -14,9 +14,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api.auth import Principal, TokenStore, role
 from api.dicomweb import router as dicomweb_router
 from api.doctor import router as doctor_router
-from api.doctor_stream import router as doctor_stream_router
+from api.doctor_stream import router as doctor_stream_router, start_with_app as start_doctor_feed
 from api.his import router as his_router
 from api.interpret import WEB_DIST, router as interpret_router
+from api.qc import router as qc_router
 from pipelines.identity import InvalidIdNumber, PlainPerson, person_key_of
 from pipelines.intake import MAX_EVENT_BYTES, Rejected
 from schemas.events import RecordAccessed
@@ -162,7 +163,9 @@ def create_app(platform: Platform, tokens: TokenStore) -> FastAPI:
     app.include_router(interpret_router)
     app.include_router(doctor_router)
     app.include_router(doctor_stream_router)
+    start_doctor_feed(app)  # tails at once only when cache nodes are configured (prefetch)
     app.include_router(dicomweb_router)
+    app.include_router(qc_router)
     # The built pages (web/dist, made by infra/setup.sh); before the first build they are simply 404.
     app.mount("/app", StaticFiles(directory=WEB_DIST, html=True, check_dir=False), name="web")
     return app

@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import threading
 import time
 
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -24,28 +25,48 @@ from fastapi.responses import StreamingResponse
 
 from api.auth import Principal, role
 from streams.doctor_feed import DoctorFeed, FeedMessage
+from streams.prefetch import HttpPrefetchSink, PrefetchHook
 
 router = APIRouter(prefix="/api/v1/doctor", tags=["doctor"])
 TICKET_SECONDS = 60
 HEARTBEAT_SECONDS = 15.0
 QUEUE_LIMIT = 1000
+_FEED_LOCK = threading.Lock()
 
 
 def feed_of(app) -> DoctorFeed:
-    """The process's one feed, started on first use."""
-    feed = getattr(app.state, "doctor_feed", None)
-    if feed is None:
-        platform = app.state.platform
-        feed = app.state.doctor_feed = DoctorFeed(platform.log, platform.projector)
-        for listener in getattr(app.state, "doctor_feed_listeners", ()):
-            feed.add_listener(listener)
+    """The process's one feed, started on first use (or at start-up when cache nodes are configured)."""
+    with _FEED_LOCK:
+        feed = getattr(app.state, "doctor_feed", None)
+        if feed is None:
+            feed = app.state.doctor_feed = _new_feed(app)
     return feed.start()
 
 
+def _new_feed(app) -> DoctorFeed:
+    platform = app.state.platform
+    feed = DoctorFeed(platform.log, platform.projector)
+    listeners = getattr(app.state, "doctor_feed_listeners", None)
+    if listeners is None:  # tests set their own; otherwise the prefetch hook when configured
+        settings = platform.settings
+        listeners = [PrefetchHook(HttpPrefetchSink(settings.cache_node_token), settings.cache_nodes)] \
+            if settings.cache_nodes else []
+    for listener in listeners:
+        feed.add_listener(listener)
+    return feed
+
+
+def start_with_app(app) -> None:
+    """With cache nodes configured, tail from the start so prefetch runs before any plugin connects."""
+    if app.state.platform.settings.cache_nodes:
+        feed_of(app)
+
+
 def _secret(app) -> bytes:
-    if getattr(app.state, "stream_ticket_secret", None) is None:
-        app.state.stream_ticket_secret = secrets.token_bytes(32)
-    return app.state.stream_ticket_secret
+    with _FEED_LOCK:
+        if getattr(app.state, "stream_ticket_secret", None) is None:
+            app.state.stream_ticket_secret = secrets.token_bytes(32)
+        return app.state.stream_ticket_secret
 
 
 def _b64(raw: bytes) -> str:

@@ -31,7 +31,12 @@ def measure(pw, url: str, wanted: str, workdir: Path) -> int:
     try:
         page = context.new_page()
         page.goto(url)
-        page.wait_for_function(f"window.__viewer && window.__viewer.timings().{wanted} !== null", timeout=120_000)
+        try:
+            page.wait_for_function(f"window.__viewer && window.__viewer.timings().{wanted} !== null",
+                                   timeout=120_000)
+        except Exception:
+            raise SystemExit(f"viewer_load: no {wanted} after 120 s; status bar: "
+                             f"{page.locator('#statusbar').inner_text()!r}") from None
         return int(page.evaluate(f"window.__viewer.timings().{wanted}"))
     finally:
         context.close()

@@ -74,3 +74,32 @@ def score_cmd(
     typer.echo(json.dumps(out[0] if len(out) == 1 else out, ensure_ascii=False, indent=2, default=float))
     if failed:
         sys.exit(2)
+
+
+@app.command("worker")
+def worker_cmd(
+    until_idle: bool = typer.Option(False, "--until-idle", help="stop once every completed study is scored"),
+    batch: int = typer.Option(50, help="log records per poll"),
+) -> None:
+    """Live QC: score every completed study (StudyCompleted) and append QCScored, until SIGTERM/Ctrl-C."""
+    import signal
+    import threading
+
+    from qc.worker import worker_for
+    from wanying.settings import Settings
+    from wanying.wiring import Platform
+
+    platform = Platform(Settings())
+    worker = worker_for(platform, batch=batch)
+    if until_idle:
+        stats = worker.run_until_idle()
+    else:
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        typer.echo("qc worker: scoring completed studies (Ctrl-C stops)")
+        worker.run(stop)
+        stats = worker.stats
+    platform.close()
+    typer.echo(f"qc_worker studies={stats.studies} series_scored={stats.scored} series_skipped={stats.skipped} "
+               f"failed={stats.failed}")

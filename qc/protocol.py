@@ -1,6 +1,7 @@
 """QC protocols: versioned data files in qc/protocols/, loaded and validated here."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -94,8 +95,11 @@ def parse(doc: dict, where: str = "protocol") -> Protocol:
                     float(doc.get("reject_if_any_dimension_below", 0)), tuple(checks))
 
 
-@lru_cache(maxsize=1)
-def load_all(folder: Path = PROTOCOL_DIR) -> dict[str, Protocol]:
+@lru_cache(maxsize=4)
+def load_all(folder: Path | None = None) -> dict[str, Protocol]:
+    """The protocols in ``folder``, else in ``WANYING_QC_PROTOCOL_DIR`` (an operator's edited set), else the
+    packaged ones."""
+    folder = folder or os.environ.get("WANYING_QC_PROTOCOL_DIR") or PROTOCOL_DIR
     out = {}
     for path in sorted(Path(folder).glob("*.yaml")):
         proto = parse(yaml.safe_load(path.read_text(encoding="utf-8")), path.name)

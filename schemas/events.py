@@ -6,7 +6,7 @@ take, add a new version and an upcaster in :mod:`schemas.upcasters`; never edit 
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -289,6 +289,30 @@ class RecordAccessed(Payload):
 # ---------------------------------------------------------------- quality and storage
 
 
+class QCFailedCheck(Payload):
+    """One failed QC check: what was measured, the threshold, and where on which image."""
+
+    id: Identifier
+    dimension: Literal["coverage", "positioning", "artefact", "clarity"]
+    label: ShortText
+    value: float | None = None
+    threshold: float
+    fail_at: float
+    direction: Literal["max", "min"]
+    score: float = Field(ge=0, le=100)
+    where: dict[str, Any] | None = Field(None, description='e.g. {"bbox": [row0, col0, row1, col1]} in pixels, '
+                                                          '{"slice": 12}, {"edge": "bottom"}')
+    sop_uid: DicomUID | None = Field(None, description="the image the location refers to")
+
+
+class QCFailedDataCheck(Payload):
+    """A failed data check of the digital-imaging service standard (series complete, lossless, tags)."""
+
+    id: Identifier
+    label: ShortText
+    detail: str = Field(max_length=2000)
+
+
 @event("QCScored", topic="person")
 class QCScored(Payload):
     """Automatic image-quality scores of a series under a versioned protocol."""
@@ -302,6 +326,27 @@ class QCScored(Payload):
     scores: dict[Literal["coverage", "positioning", "artefact", "clarity"], float]
     total: float = Field(ge=0, le=100)
     grade: ShortText
+    # optional since the live QC worker: what the dashboard groups by and drills down to
+    modality: Modality | None = None
+    study_date: date | None = None
+    body_part_source: ShortText | None = None
+    sop_uid: DicomUID | None = Field(None, description="the image scored (a radiograph) or the series' middle slice")
+    failed_checks: list[QCFailedCheck] | None = None
+    failed_data_checks: list[QCFailedDataCheck] | None = None
+
+
+@event("QCBatchCompleted", topic="directory")
+class QCBatchCompleted(Payload):
+    """A batch QC run (re-scoring a backlog or every study under the protocols in force) finished."""
+
+    run_id: Identifier
+    scope: Literal["backlog", "all"]
+    protocol_versions: dict[Identifier, ShortText]
+    studies: int = Field(ge=0)
+    series_scored: int = Field(ge=0)
+    series_skipped: int = Field(ge=0)
+    failures: int = Field(ge=0)
+    seconds: float = Field(ge=0)
 
 
 @event("RetentionAssigned", topic="storage")

@@ -9,6 +9,7 @@ plugin reloads its lists over REST). Listeners (e.g. the prefetch hook) see ever
 """
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import uuid
@@ -26,8 +27,10 @@ log = logging.getLogger(__name__)
 Doctor = tuple[str, str]  # (hospital, doctor_id)
 KINDS = {"DoctorSignedIn": "signed_in", "ReminderRaised": "reminder", "DuplicateFound": "duplicate",
          "ExamItemsResolved": "order", "RecognitionDecided": "order_item"}
+WANTED = frozenset(KINDS) | {"ExamOrdered"}
 TOPICS = ("person", "directory")
 RING = 5000
+PENDING_LIMIT = 100_000  # records waiting for the views; beyond this the oldest are dropped (clients resync)
 ORDERS_KEPT = 200_000
 
 
@@ -160,15 +163,19 @@ class DoctorFeed:
 
     def _take(self, records: list[LogRecord]) -> None:
         for r in records:
-            try:
+            try:  # the type first (plain JSON), the validated envelope only for the few types that matter
+                if json.loads(r.value).get("type") not in WANTED:
+                    continue
                 event = r.envelope()
             except Exception:  # noqa: BLE001 - a foreign record is the projector's to set aside, not ours
-                continue
-            if event.type not in KINDS and event.type != "ExamOrdered":
                 continue
             doctors = self._targets(event)
             if doctors or (event.type in KINDS and self._listeners):
                 self._pending.append((r, event, KINDS[event.type], doctors))
+        if len(self._pending) > PENDING_LIMIT:  # the views are stalled: don't hold the whole log in memory
+            log.warning("doctor feed: views lag; dropping %d pushes", len(self._pending) - PENDING_LIMIT)
+            while len(self._pending) > PENDING_LIMIT:
+                self._pending.popleft()
 
     def _release(self) -> None:
         """Hand over every pending record the views already hold (positions are one small query per round)."""

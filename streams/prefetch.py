@@ -58,16 +58,16 @@ class FakePrefetchSink:
 
 
 class HttpPrefetchSink:
-    def __init__(self, token: str, timeout: float = 10.0) -> None:
+    def __init__(self, token: str, timeout: float = 10.0, transport=None) -> None:
         import httpx
 
-        self.client = httpx.Client(timeout=timeout, headers={"Authorization": f"Bearer {token}"})
+        self.client = httpx.Client(timeout=timeout, headers={"Authorization": f"Bearer {token}"},
+                                   transport=transport)
 
     def send(self, request: PrefetchRequest) -> None:
         r = self.client.post(request.cache_url.rstrip("/") + "/cache/prefetch",
                              json={"study_uids": list(request.study_uids)})
-        if r.status_code >= 400:
-            log.warning("prefetch at %s refused (%s): %s", request.hospital, r.status_code, r.text[:200])
+        r.raise_for_status()  # the hook counts and logs it
 
 
 class PrefetchHook:

@@ -34,3 +34,13 @@ def postgres_url(postgres_server, request) -> str:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
     return postgres_server.url.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture(scope="session")
+def playwright_driver():
+    """One Playwright driver for the whole run: its sync API keeps an event loop alive, so a second driver
+    started while one is open fails ("Sync API inside the asyncio loop"). Every browser test uses this one."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        yield pw

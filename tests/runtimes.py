@@ -101,20 +101,45 @@ def wait_applied(projector: Projector, at_least: int, worker: Worker, timeout: f
 
 
 def wait_caught_up(projector: Projector, log: EventLog, worker: Worker, timeout: float = 60) -> None:
-    """Wait until the views hold every record on the log, decided events included (they are appended by the
-    worker after each batch, so the log's end moves until the outbox is empty): twice in a row, to be sure."""
+    """Wait until the views hold every record on the log, decided events included.
+
+    The worker appends decided events after each batch, and those can decide more (a link hands a history over,
+    which can raise a reminder), so the log's end moves until the outbox stays empty. The order of the reads is
+    what makes the answer true: the views' positions first, then the outbox, then the log's ends. Read the other
+    way round, a flush landing while the ends are read (which takes a while on Kafka) goes unseen: the ends miss
+    what it appended, and the outbox it emptied looks as if nothing were pending. The same answer twice in a row.
+    """
     deadline = time.monotonic() + timeout
-    steady = 0
+    steady, last = 0, None
     while time.monotonic() < deadline:
-        ends = {(t, p): o for t in all_topics() for p, o in log.end_offsets(t).items() if o}
         held = {tp: o for tp, o in projector.positions().items() if o}
-        steady = steady + 1 if held == ends and not projector.pending_outbox() else 0
+        pending = bool(projector.pending_outbox())
+        ends = log_ends(log)
+        caught_up = not pending and held == ends
+        steady = steady + 1 if caught_up and ends == last else int(caught_up)
+        last = ends
         if steady == 2:
             return
         if not worker.alive():
             raise AssertionError(f"worker exited with {worker.proc.returncode}:\n{worker.output()}")
         time.sleep(0.2)
     raise AssertionError(f"views not caught up with the log in {timeout}s:\n{worker.output()}")
+
+
+def log_ends(log: EventLog) -> dict[tuple[str, int], int]:
+    """The end offset of every partition holding records."""
+    return {(t, p): o for t in all_topics() for p, o in log.end_offsets(t).items() if o}
+
+
+def assert_still_caught_up(projector: Projector, log: EventLog) -> None:
+    """After the worker stopped: nothing reached the log that the views did not apply (an append after the wait
+    said "caught up" would otherwise be missed by every later comparison but one against the log)."""
+    held = {tp: o for tp, o in projector.positions().items() if o}
+    ends = log_ends(log)
+    behind = {tp: (held.get(tp, 0), end) for tp, end in ends.items() if held.get(tp, 0) != end}
+    assert not behind and not projector.pending_outbox(), (
+        f"the views stopped behind the log (partition: (views, log end)) {behind}, "
+        f"{len(projector.pending_outbox())} decided events unsent")
 
 
 def log_envelopes(log: EventLog) -> list[Envelope]:
@@ -171,16 +196,25 @@ def daily_total(projector: Projector) -> int:
 
 
 
+def applied_event_ids(projector: Projector) -> set[str]:
+    import sqlalchemy as sa
+
+    from streams.views.projector import applied_events
+
+    with projector.engine.connect() as conn:
+        return set(conn.execute(sa.select(applied_events.c.event_id).where(
+            applied_events.c.projector == projector.name)).scalars())
+
+
 def explain_missing(projector: Projector, log: EventLog) -> str:
     """Which counted events on the log the views never applied: type, where they sit, and whether they are decided
     events still (or again) in the outbox. Appended to a failed comparison so that a rare failure explains itself."""
     import sqlalchemy as sa
 
-    from streams.views.projector import applied_events, outbox
+    from streams.views.projector import outbox
 
+    applied_ids = applied_event_ids(projector)
     with projector.engine.connect() as conn:
-        applied_ids = set(conn.execute(sa.select(applied_events.c.event_id).where(
-            applied_events.c.projector == projector.name)).scalars())
         box = {i: s for i, s in conn.execute(sa.select(outbox.c.event_id, outbox.c.sent))}
     positions = projector.positions()
     missing: list[tuple[LogRecord, Envelope]] = []

@@ -160,6 +160,10 @@ def run(
     runner = platform.runner()
     worker = threading.Thread(target=runner.run, args=(stop,), name="projector", daemon=True)
     worker.start()
+    from qc.worker import worker_for
+
+    qc_worker = threading.Thread(target=worker_for(platform).run, args=(stop,), name="qc-worker", daemon=True)
+    qc_worker.start()
     if demo_data:
         from wanying.demo import load_demo
 
@@ -188,6 +192,7 @@ def run(
     finally:
         stop.set()
         worker.join(timeout=10)
+        qc_worker.join(timeout=30)
         platform.close()
         if server.started:
             typer.echo("stopped cleanly")

@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     chat_model: str = ""
     chat_api_key: str = ""
     chat_timeout_s: float = 20.0
+    # Prefetch: hospital code -> its cache node's base URL (JSON in WANYING_CACHE_NODES), and the system token the
+    # exchange presents to those nodes. Empty: reminders and duplicates warm no cache.
+    cache_nodes: dict[str, str] = {}
+    cache_node_token: str = ""
 
     @property
     def log_path(self) -> Path:

@@ -3,7 +3,7 @@
 import { resolve } from "node:path";
 import { defineConfig } from "vite";
 
-const PAGES = ["index", "interpret", "viewer", "plugin"];
+const PAGES = ["index", "interpret", "viewer", "plugin", "qc"];
 
 // Cornerstone3D 5.14 (viewer): its DICOM loader runs codecs in ES-module workers; pre-bundling the loader breaks
 // them, so it is excluded and its codecs are pre-bundled instead.

@@ -2,11 +2,12 @@
 from streams.processors.base import Processor, ViewTable
 from streams.processors.daily_counts import HospitalDailyCounts
 from streams.processors.history import ExamHistory
+from streams.processors.qc_views import QCScores, QCStats, QCStudies
 from streams.processors.recognition import Recognition, RecognitionStats
 from streams.processors.reminders import DoctorReminders, Reminders
 
 ALL: tuple[type[Processor], ...] = (ExamHistory, HospitalDailyCounts, Reminders, DoctorReminders, Recognition,
-                                    RecognitionStats)
+                                    RecognitionStats, QCStudies, QCScores, QCStats)
 
 __all__ = ["Processor", "ViewTable", "ExamHistory", "HospitalDailyCounts", "Reminders", "DoctorReminders",
-           "Recognition", "RecognitionStats", "ALL"]
+           "Recognition", "RecognitionStats", "QCStudies", "QCScores", "QCStats", "ALL"]

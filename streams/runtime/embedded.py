@@ -37,13 +37,18 @@ class EmbeddedRunner:
             self.consumer.commit(records)
         return len(records)
 
-    def flush_outbox(self) -> None:
-        pending = self.projector.pending_outbox()
-        if pending:
+    def flush_outbox(self) -> int:
+        """Append every decided event not yet on the log (a batch can decide more than one page of them)."""
+        sent = 0
+        while pending := self.projector.pending_outbox():
             publish(self.event_log, pending)
             self.projector.mark_sent(pending)
+            sent += len(pending)
+        return sent
 
     def run_until_caught_up(self) -> int:
+        # First what an earlier process decided but did not append: no step would otherwise read it back.
+        self.flush_outbox()
         total = 0
         while n := self.step(timeout=0):
             total += n

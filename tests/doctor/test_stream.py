@@ -210,7 +210,10 @@ def test_heartbeats_and_resume_after_a_drop(live):
     assert comments == [{"comment": "heartbeat"}]
     first.close()
     publish(live.platform.log, [_signed_in("D0101"), _signed_in("D0202"), _signed_in("D0101")])
-    time.sleep(1.0)  # both land while no stream is open
+    feed, deadline = live.app.state.doctor_feed, time.monotonic() + 10
+    while feed.subscriber_count() or int(seen.split("-")[1]) + 3 > feed._seq:  # released while no stream is open
+        assert time.monotonic() < deadline, "the feed did not release the sign-ins"
+        time.sleep(0.05)
     resumed = Events(live, live.ticket("doctor"), last_event_id=seen, header=False)
     try:
         resumed.next("hello")

@@ -84,7 +84,10 @@ def open_viewer(context, url: str):
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(url)
-    page.wait_for_function("document.body.dataset.ready === '1'")
-    page.wait_for_function("window.__viewer.timings().firstImageMs !== null || window.__viewer.mode() === 'mpr'")
+    try:
+        page.wait_for_function("document.body.dataset.ready === '1' && window.__viewer.timings().firstImageMs !== null")
+    except Exception:
+        status = page.locator("#statusbar").inner_text()
+        raise AssertionError(f"viewer not ready; status bar: {status!r}; page errors: {errors}") from None
     page.errors = errors  # type: ignore[attr-defined]
     return page

@@ -34,6 +34,13 @@ def drag(page, start, end, steps: int = 8) -> None:
     page.wait_for_timeout(300)  # tools compute their statistics on the next render
 
 
+def measurement(page, tool: str, key: str) -> dict:
+    """The newest measurement once its tool has computed ``key`` (tools compute statistics on a later render)."""
+    page.wait_for_function(
+        f"(m => m !== null && m.tool === '{tool}' && typeof m.{key} === 'number')({V}.lastMeasurement())")
+    return hook(page, "lastMeasurement")
+
+
 def wheel(page, at, steps: int, delta: int = 100) -> None:
     page.mouse.move(*at)
     for _ in range(steps):
@@ -122,9 +129,7 @@ def test_hu_under_cursor_and_probe_on_a_later_slice(viewer):
     assert page.locator("#statusbar").inner_text() == f"CT值 {BONE} HU"
     choose_tool(page, "CT值")
     page.mouse.click(*pixel(page, 0, rod_row, rod_col))
-    page.wait_for_timeout(300)
-    measurement = hook(page, "lastMeasurement")
-    assert measurement["tool"] == "probe" and measurement["hu"] == BONE
+    assert measurement(page, "probe", "hu")["hu"] == BONE
 
 
 def test_length_and_angle_in_millimetres_and_degrees(viewer):
@@ -132,8 +137,7 @@ def test_length_and_angle_in_millimetres_and_degrees(viewer):
     choose_tool(page, "测距")
     row = G.centre
     drag(page, pixel(page, 0, row, 20), pixel(page, 0, row, 100))
-    length = hook(page, "lastMeasurement")
-    assert length["tool"] == "length"
+    length = measurement(page, "length", "length")
     assert length["length"] == pytest.approx(80 * G.pixel_mm, abs=0.5)
     assert "长度" in page.locator("#statusbar").inner_text()
     choose_tool(page, "角度")
@@ -141,9 +145,7 @@ def test_length_and_angle_in_millimetres_and_degrees(viewer):
     page.mouse.click(*pixel(page, 0, *a))
     page.mouse.click(*pixel(page, 0, *vertex))
     page.mouse.click(*pixel(page, 0, *b))
-    page.wait_for_timeout(200)
-    angle = hook(page, "lastMeasurement")
-    assert angle["tool"] == "angle"
+    angle = measurement(page, "angle", "angle")
     assert angle["angle"] == pytest.approx(90, abs=1)
     shot(page, "length-angle")
 
@@ -156,8 +158,7 @@ def test_roi_mean_sd_and_area(viewer):
     semi_axes = (min(r1 - r0, c1 - c0) // 2 - 3, min(r1 - r0, c1 - c0) // 2 - 4)
     # the ellipse is drawn from its centre to the corner of its bounding box
     drag(page, pixel(page, 0, *centre), pixel(page, 0, centre[0] + semi_axes[0], centre[1] + semi_axes[1]))
-    roi = hook(page, "lastMeasurement")
-    assert roi["tool"] == "roi"
+    roi = measurement(page, "roi", "stdDev")
     assert (roi["min"], roi["max"]) == (CHECKER_LOW, CHECKER_HIGH)  # wholly inside the checkerboard
     assert roi["mean"] == pytest.approx(40, abs=2)
     assert roi["stdDev"] == pytest.approx(20, abs=1.5)
@@ -287,5 +288,17 @@ def test_phone_size_touch(phone, exams):
         assert hook(page, "windowLevel", 0) != before  # one finger adjusts the window
         shot(page, "phone")
         assert page.errors == []
+    finally:
+        page.close()
+
+
+def test_rejected_token_is_explained(desktop, exams):
+    if exams.token == "no-auth":
+        pytest.skip("Orthanc runs here without authentication")
+    page = desktop.new_page()
+    try:
+        page.goto(exams.viewer_url().replace(exams.token, "wy_doctor_not-a-token"))
+        page.wait_for_function("document.querySelector('#statusbar').classList.contains('error')")
+        assert page.locator("#statusbar").inner_text() == "影像加载失败：登录已过期，请重新从链接打开本页。"
     finally:
         page.close()

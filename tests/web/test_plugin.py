@@ -76,6 +76,9 @@ def test_plugin_reminds_flags_duplicates_and_records_decisions(world, panel):
     api, pk, studies = world
     page = panel
     errors: list[str] = []
+    # Console errors include CSP violations; failed loads are checked by their responses below.
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" and not m.text.startswith(
+        "Failed to load resource") else None)
     failed: list[str] = []
     page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
     page.on("pageerror", lambda e: errors.append(str(e)))

@@ -6,6 +6,7 @@ import {
 import dicomImageLoader from "@cornerstonejs/dicom-image-loader";
 import * as tools from "@cornerstonejs/tools";
 import { $, el } from "../common/dom";
+import { errorMessage } from "../common/strings";
 import { DicomWebClient, slicePosition, type SeriesInfo } from "./dicomweb";
 import { PRESETS, setWindowLevel, valueAtWorld, windowLevelOf, type Viewport } from "./pixels";
 import { MPR_GROUP, PRIMARY_TOOLS, STACK_GROUP, VR_GROUP, setPrimaryTool, startCornerstone, type PrimaryTool } from "./setup";
@@ -524,11 +525,14 @@ export async function start(seriesOfStudy: Promise<SeriesInfo[]>): Promise<void>
     say("该检查没有可显示的影像", true);
     return;
   }
-  renderSeriesList();
   installHook(hook);
   const mode = params.get("mode");
   if (mode === "mpr") await enterMpr();
   else await enterStack((params.get("layout") as Layout) ?? "1x1");
+  renderSeriesList(); // thumbnails after the first image: they would compete with it for the server
+  if (state.mode === "stack") {
+    elements.forEach((element, i) => viewportAt(i) && tools.utilities.stackPrefetch.enable(element));
+  }
   say(`共 ${series.length} 个序列`);
   const priorUid = await findPrior(studyUid).catch(() => undefined);
   if (priorUid) state.priorSeries = await client.seriesOf(priorUid).catch(() => []);
@@ -586,6 +590,6 @@ const hook: ViewerHook = {
 
 export function failed(error: unknown): void {
   console.error(error);
-  say(`加载失败：${error instanceof Error ? error.message : String(error)}`, true);
+  say(`影像加载失败：${errorMessage(error)}`, true);
 }
 

@@ -1,7 +1,7 @@
 // A standard DICOMweb client (QIDO-RS, WADO-RS metadata, rendered): the only server API the viewer reads.
 // The base URL is configurable (?dicomweb=...; default /dicomweb on the same origin); the bearer token is the
 // page's token from src/common/api.ts.
-import { token } from "../common/api";
+import { ApiError, token } from "../common/api";
 
 export type DicomJson = Record<string, { vr: string; Value?: unknown[]; BulkDataURI?: string }>;
 
@@ -45,7 +45,7 @@ export class DicomWebClient {
 
   async json(path: string): Promise<DicomJson[]> {
     const response = await fetch(this.base + path, { headers: this.headers("application/dicom+json") });
-    if (!response.ok) throw new Error(`DICOMweb ${response.status} ${path}`);
+    if (!response.ok) throw await failure(response);
     const text = await response.text(); // 204 No Content is an empty result
     return text ? (JSON.parse(text) as DicomJson[]) : [];
   }
@@ -89,9 +89,19 @@ export class DicomWebClient {
     const sop = value<string>(middle, "00080018");
     const path = `/studies/${series.studyUid}/series/${series.seriesUid}/instances/${sop}/rendered`;
     const response = await fetch(this.base + path, { headers: this.headers("image/jpeg") });
-    if (!response.ok) throw new Error(`DICOMweb ${response.status} ${path}`);
+    if (!response.ok) throw await failure(response);
     return URL.createObjectURL(await response.blob());
   }
+}
+
+async function failure(response: Response): Promise<ApiError> {
+  let problem: { title?: string; detail?: string } = {};
+  try {
+    problem = await response.json();
+  } catch {
+    // not problem+json (e.g. another DICOMweb server): status text only
+  }
+  return new ApiError(response.status, problem.title ?? response.statusText, problem.detail ?? response.url);
 }
 
 function studyInfo(item: DicomJson): StudyInfo {

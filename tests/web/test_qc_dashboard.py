@@ -1,0 +1,100 @@
+"""The regulator's QC dashboard in headless chromium against the real API over the demo world (scale 0.2) after the
+live QC worker scored it: the charts show every scored series, the worst series drills down to its image with the
+failed checks listed, and CSV and Excel exports download with one row per series."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+import sqlalchemy as sa
+from playwright.sync_api import expect
+
+from qc.worker import worker_for
+from streams.processors.qc_views import qc_latest
+from tests.web.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from wanying.demo import load_demo
+
+pytestmark = pytest.mark.slow
+SHOTS = ARTIFACTS / "qc"
+
+
+@pytest.fixture
+def desk(tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
+            viewport={"width": 1366, "height": 900}, locale="zh-CN", accept_downloads=True)
+        try:
+            page = context.pages[0] if context.pages else context.new_page()
+            page.set_default_timeout(20_000)
+            yield page
+        finally:
+            context.close()
+
+
+def test_dashboard_charts_drill_down_and_export(live_api, desk, tmp_path):
+    platform = live_api.platform
+    load_demo(platform, scale=0.2)
+    stats = worker_for(platform).run_until_idle()
+    platform.runner().run_until_caught_up()
+    with platform.views_engine.connect() as conn:
+        latest = [dict(r) for r in conn.execute(sa.select(qc_latest).order_by(qc_latest.c.total,
+                                                                               qc_latest.c.series_uid)).mappings()]
+    assert stats.scored == len(latest) > 0
+
+    page = desk
+    page.goto(f"{live_api.base_url}/app/qc.html#token={live_api.tokens['regulator']}")
+    expect(page.locator("body[data-ready='1']")).to_be_attached()
+    expect(page.locator("#kpi-series")).to_have_text(str(len(latest)))
+    for chart in ("chart-hospital", "chart-body-part", "chart-month"):
+        assert page.locator(f"#{chart}").get_attribute("data-points") == str(len(latest)), chart
+    months = {r["month"] for r in latest}
+    assert page.locator("#chart-trend").get_attribute("data-points") == str(len(months))
+    failing = {(r["protocol"], c) for r in latest for c in r["failed"].split(",") if c}
+    assert page.locator("#chart-checks").get_attribute("data-points") == str(min(10, len(failing)))
+    rows = page.locator("#series-body tr")
+    expect(rows).to_have_count(min(100, len(latest)))
+    page.screenshot(path=SHOTS / "qc-1-dashboard.png", full_page=True)
+
+    # Drill-down: the worst series, its image with the failed checks marked and listed.
+    worst = latest[0]
+    page.locator(f"#series-body tr[data-series='{worst['series_uid']}'] button").click()
+    dialog = page.locator("#detail")
+    expect(dialog).to_be_visible()
+    expect(page.locator("#detail-image[data-loaded='1']")).to_be_attached()
+    failed = json.loads(worst["failed_checks"])
+    expect(page.locator("#detail-checks li[data-check]")).to_have_count(len(failed))
+    for check in failed:
+        expect(page.locator(f"#detail-checks li[data-check='{check['id']}']")).to_contain_text(check["label"])
+    expect(page.locator("#detail-summary")).to_contain_text(worst["grade"])
+    size = page.evaluate("() => [document.querySelector('#detail-image').naturalWidth, "
+                         "document.querySelector('#detail-image').naturalHeight]")
+    assert min(size) > 32
+    dialog.screenshot(path=SHOTS / "qc-2-drill-down.png")
+    page.locator("#detail-close").click()
+    expect(dialog).to_be_hidden()
+
+    # Exports: the same rows as the view, worst first.
+    with page.expect_download() as got:
+        page.get_by_role("button", name="导出 CSV").click()
+    text = open(got.value.path(), encoding="utf-8-sig").read()
+    table = list(csv.reader(io.StringIO(text)))
+    assert table[0][:4] == ["医院", "月份", "检查日期", "设备类型"] and len(table) == len(latest) + 1
+    assert [r[-2] for r in table[1:]] == [r["series_uid"] for r in latest]
+    with page.expect_download() as got:
+        page.get_by_role("button", name="导出 Excel").click()
+    from openpyxl import load_workbook
+
+    sheet = load_workbook(got.value.path()).active
+    assert sheet.max_row == len(latest) + 1 and sheet.cell(1, 12).value == "总分"
+    assert sorted(sheet.cell(r, 13).value for r in range(2, sheet.max_row + 1)) == sorted(r["grade"] for r in latest)
+    page.screenshot(path=SHOTS / "qc-3-exported.png")
+
+    # A doctor is not a regulator: the page says so instead of showing figures.
+    page.goto(f"{live_api.base_url}/app/qc.html?as=doctor#token={live_api.tokens['doctor']}")
+    expect(page.locator("#status")).to_contain_text("无权限")
