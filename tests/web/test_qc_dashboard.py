@@ -61,8 +61,12 @@ def test_dashboard_charts_drill_down_and_export(live_api, desk, tmp_path):
     expect(rows).to_have_count(min(100, len(latest)))
     page.screenshot(path=SHOTS / "qc-1-dashboard.png", full_page=True)
 
-    # Drill-down: the worst series, its image with the failed checks marked and listed.
-    worst = latest[0]
+    # Drill-down: the worst series with a located failure, its image with the failures boxed and listed.
+    def located(row):
+        return [c for c in json.loads(row["failed_checks"]) if c.get("sop_uid") == row["sop_uid"]
+                and c.get("where") and ("bbox" in c["where"] or "edge" in c["where"])]
+
+    worst = next(r for r in latest if located(r))
     page.locator(f"#series-body tr[data-series='{worst['series_uid']}'] button").click()
     dialog = page.locator("#detail")
     expect(dialog).to_be_visible()
@@ -75,6 +79,15 @@ def test_dashboard_charts_drill_down_and_export(live_api, desk, tmp_path):
     size = page.evaluate("() => [document.querySelector('#detail-image').naturalWidth, "
                          "document.querySelector('#detail-image').naturalHeight]")
     assert min(size) > 32
+    expect(page.locator("#detail-caption")).to_contain_text(f"红框标出 {len(located(worst))} 处")
+    red = page.evaluate("""() => {
+        const img = document.querySelector('#detail-image'), c = document.createElement('canvas');
+        c.width = img.naturalWidth; c.height = img.naturalHeight;
+        const g = c.getContext('2d'); g.drawImage(img, 0, 0);
+        const d = g.getImageData(0, 0, c.width, c.height).data;
+        let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i] > 200 && d[i + 1] < 90 && d[i + 2] < 90) n++;
+        return n; }""")
+    assert red > 20, "no marked box on the image"
     dialog.screenshot(path=SHOTS / "qc-2-drill-down.png")
     page.locator("#detail-close").click()
     expect(dialog).to_be_hidden()
@@ -90,7 +103,10 @@ def test_dashboard_charts_drill_down_and_export(live_api, desk, tmp_path):
         page.get_by_role("button", name="导出 Excel").click()
     from openpyxl import load_workbook
 
-    sheet = load_workbook(got.value.path()).active
+    assert got.value.suggested_filename.endswith(".xlsx")
+    saved = tmp_path / got.value.suggested_filename
+    got.value.save_as(saved)
+    sheet = load_workbook(saved).active
     assert sheet.max_row == len(latest) + 1 and sheet.cell(1, 12).value == "总分"
     assert sorted(sheet.cell(r, 13).value for r in range(2, sheet.max_row + 1)) == sorted(r["grade"] for r in latest)
     page.screenshot(path=SHOTS / "qc-3-exported.png")

@@ -9,7 +9,9 @@ import { $, el } from "../common/dom";
 import { errorMessage } from "../common/strings";
 import { DicomWebClient, slicePosition, type SeriesInfo } from "./dicomweb";
 import { PRESETS, setWindowLevel, valueAtWorld, windowLevelOf, type Viewport } from "./pixels";
-import { MPR_GROUP, PRIMARY_TOOLS, STACK_GROUP, VR_GROUP, setPrimaryTool, startCornerstone, type PrimaryTool } from "./setup";
+import {
+  MPR_GROUP, PRIMARY_TOOLS, STACK_GROUP, VR_GROUP, configureLabels, setPrimaryTool, startCornerstone, type PrimaryTool,
+} from "./setup";
 import { ComparisonLink } from "./sync";
 import { installHook, type Measurement, type ViewerHook } from "./hook";
 
@@ -63,10 +65,10 @@ function activeViewport(): Viewport | undefined {
 }
 
 function imageIdsOf(series: SeriesInfo): string[] {
-  return series.instances.map((instance) => {
-    const imageId = client.frameImageId(series, instance);
-    dicomImageLoader.wadors.metaDataManager.add(imageId, instance as never);
-    return imageId;
+  return series.instances.flatMap((instance) => {
+    const imageIds = client.frameImageIds(series, instance);
+    for (const imageId of imageIds) dicomImageLoader.wadors.metaDataManager.add(imageId, instance as never);
+    return imageIds;
   });
 }
 
@@ -521,6 +523,10 @@ export async function start(seriesOfStudy: Promise<SeriesInfo[]>): Promise<void>
   ]);
   state.engine = engine;
   state.series = series;
+  configureLabels((world) => {
+    const viewport = activeViewport();
+    return viewport ? valueAtWorld(viewport, world as Types.Point3) : null;
+  });
   if (series.length === 0) {
     say("该检查没有可显示的影像", true);
     return;

@@ -71,16 +71,19 @@ export class DicomWebClient {
           modality: value<string>(item, "00080060") ?? "",
           description: value<string>(item, "0008103E") ?? "",
           number: Number(value(item, "00200011") ?? 0),
-          instances: sortInstances(instances),
+          instances: sortInstances(instances.filter((i) => value(i, "00280010") !== undefined)), // images only
         };
       }),
     );
     return series.filter((s) => s.instances.length > 0).sort((a, b) => a.number - b.number);
   }
 
-  frameImageId(series: SeriesInfo, instance: DicomJson): string {
+  /** One image id per frame (multi-frame instances give several). */
+  frameImageIds(series: SeriesInfo, instance: DicomJson): string[] {
     const sop = value<string>(instance, "00080018");
-    return `wadors:${this.base}/studies/${series.studyUid}/series/${series.seriesUid}/instances/${sop}/frames/1`;
+    const frames = Math.max(1, Number(value(instance, "00280008") ?? 1));
+    const prefix = `wadors:${this.base}/studies/${series.studyUid}/series/${series.seriesUid}/instances/${sop}/frames/`;
+    return Array.from({ length: frames }, (_, i) => `${prefix}${i + 1}`);
   }
 
   /** A thumbnail of the series' middle image from the rendered endpoint, as an object URL. */

@@ -81,3 +81,29 @@ export function setPrimaryTool(group: tools.Types.IToolGroup, chosen: PrimaryToo
     group.setToolActive(tools.StackScrollTool.toolName, { bindings: [{ mouseButton: MouseBindings.Wheel }] });
   }
 }
+
+type Stats = Record<string, number | string | undefined>;
+const fixed = (value: unknown, digits = 1) => (typeof value === "number" ? value.toFixed(digits) : "—");
+
+/** Chinese labels on the drawn measurements; the probe shows the value the viewer reads itself (``probeValue``). */
+export function configureLabels(probeValue: (world: [number, number, number]) => number | null): void {
+  const labels: Record<string, (data: { cachedStats?: Record<string, Stats>; handles?: { points?: number[][] } },
+    targetId: string) => string[] | undefined> = {
+    [tools.EllipticalROITool.toolName]: (data, targetId) => {
+      const stats = data.cachedStats?.[targetId] ?? {};
+      return [`面积 ${fixed(stats.area)} mm²`, `均值 ${fixed(stats.mean)} HU`, `标准差 ${fixed(stats.stdDev)}`,
+        `最大 ${fixed(stats.max, 0)} 最小 ${fixed(stats.min, 0)}`];
+    },
+    [tools.ProbeTool.toolName]: (data) => {
+      const point = data.handles?.points?.[0];
+      const value = point ? probeValue(point as [number, number, number]) : null;
+      return value === null ? undefined : [`CT值 ${Math.round(value)} HU`];
+    },
+  };
+  for (const name of [STACK_GROUP, MPR_GROUP]) {
+    const group = ToolGroupManager.getToolGroup(name)!;
+    for (const [toolName, getTextLines] of Object.entries(labels)) {
+      group.setToolConfiguration(toolName, { getTextLines });
+    }
+  }
+}
