@@ -70,11 +70,14 @@ def create_app(platform: Platform, tokens: TokenStore) -> FastAPI:
     @app.get("/ready", tags=["ops"])
     def ready() -> JSONResponse:
         """Readiness: the log and the views database answer, and how far the views lag behind the log."""
+        from qc.worker import lag as qc_lag
+
         try:
+            qc = qc_lag(platform.log)  # first: whatever it has scored is on the log before the views lag is read
             lag = _lag(platform)
         except Exception as exc:  # noqa: BLE001 - any failure means not ready; the reason is reported
             return JSONResponse({"status": "not ready", "reason": str(exc)}, status_code=503)
-        return JSONResponse({"status": "ready", "views_lag": lag})
+        return JSONResponse({"status": "ready", "views_lag": lag, "qc_lag": qc})
 
     @app.get("/api/v1/stats", tags=["ops"])
     def stats(_: Principal = role("operator")) -> dict:

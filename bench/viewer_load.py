@@ -2,10 +2,12 @@
 SwiftShader) from our DICOMweb API (``api/dicomweb.py``) on loopback.
 
     .venv/bin/python bench/viewer_load.py [--runs 3] [--slices 300] [--size 512] [--server wanying|orthanc]
+                                          [--no-bundle]
 
 Prints ``viewer_load first_image_ms=<n> mpr_ready_ms=<n>``: medians over ``--runs`` fresh browser profiles, both
 measured from navigation start (``performance.now()`` in the page): the first stack image drawn, and the three MPR
-viewports drawn from the fully loaded volume (page opened with ``mode=mpr``). A second line names the server.
+viewports drawn from the fully loaded volume (page opened with ``mode=mpr``). A second line names the server and
+the path the frames took (our series bundle, or WADO-RS frames: Orthanc, or ``--no-bundle``).
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from tests.viewer.harness import orthanc_backend, wanying_backend  # noqa: E402
 from tests.viewer.synthetic import Geometry, make_study  # noqa: E402
 
 
-def measure(pw, url: str, wanted: str, workdir: Path) -> int:
+def measure(pw, url: str, wanted: str, workdir: Path, paths: list[dict]) -> int:
     profile = Path(tempfile.mkdtemp(prefix="viewer-bench-", dir=workdir))
     context = pw.chromium.launch_persistent_context(
         str(profile), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
@@ -37,6 +39,7 @@ def measure(pw, url: str, wanted: str, workdir: Path) -> int:
         except Exception:
             raise SystemExit(f"viewer_load: no {wanted} after 120 s; status bar: "
                              f"{page.locator('#statusbar').inner_text()!r}") from None
+        paths.append(page.evaluate("window.__viewer.frameSources()"))
         return int(page.evaluate(f"window.__viewer.timings().{wanted}"))
     finally:
         context.close()
@@ -48,6 +51,8 @@ def main() -> None:
     parser.add_argument("--slices", type=int, default=300)
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--server", choices=("wanying", "orthanc"), default="wanying")
+    parser.add_argument("--no-bundle", dest="bundle", action="store_false",
+                        help="WADO-RS frames only (the viewer's ?bundle=0), for comparison")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -59,13 +64,16 @@ def main() -> None:
             server = "server=orthanc (Debian Orthanc 1.10 + DICOMweb plugin 1.7, behind a same-origin forwarder)"
         else:
             base, token = stack.enter_context(wanying_backend(workdir, [study]))
-            server = "server=wanying (api/dicomweb.py under uvicorn, standard WADO-RS frames, no bundle)"
+            server = "server=wanying (api/dicomweb.py under uvicorn)"
         pw = stack.enter_context(sync_playwright())
-        url = f"{base}/app/viewer.html?study={study.study_uid}"
-        first = [measure(pw, f"{url}#token={token}", "firstImageMs", workdir) for _ in range(args.runs)]
-        mpr = [measure(pw, f"{url}&mode=mpr#token={token}", "mprReadyMs", workdir) for _ in range(args.runs)]
+        url = f"{base}/app/viewer.html?study={study.study_uid}" + ("" if args.bundle else "&bundle=0")
+        paths: list[dict] = []
+        first = [measure(pw, f"{url}#token={token}", "firstImageMs", workdir, paths) for _ in range(args.runs)]
+        mpr = [measure(pw, f"{url}&mode=mpr#token={token}", "mprReadyMs", workdir, paths) for _ in range(args.runs)]
     print(f"viewer_load first_image_ms={round(statistics.median(first))} mpr_ready_ms={round(statistics.median(mpr))}")
-    print(f"{server}; runs first={first} mpr={mpr}")
+    bundle, wadors = sum(p["bundle"] for p in paths), sum(p["wadors"] for p in paths)
+    path = "series bundle" if bundle and not wadors else "WADO-RS frames" if not bundle else "mixed"
+    print(f"{server}; path={path} (frames: bundle={bundle} wadors={wadors}); runs first={first} mpr={mpr}")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,10 @@
 completed study under the protocol versions in force. Thin tasks over :mod:`qc.batch`; the run ends with a
 ``QCBatchCompleted`` event, and every score is a ``QCScored`` event next to the older ones.
 
-Trigger with params ``{"scope": "backlog" | "all", "chunk": 20}``; the platform comes from ``WANYING_*`` settings.
+Trigger with params ``{"scope": "backlog" | "all", "chunk": 20, "catch_up_views": false}``; the platform comes from
+``WANYING_*`` settings. The plan reads the views the running platform keeps current; ``catch_up_views`` projects
+the log first, for a platform whose runtime is not running (two embedded projectors must not share a SQLite
+views database).
 """
 from __future__ import annotations
 
@@ -25,7 +28,8 @@ def _platform():
     catchup=False,
     max_active_runs=1,
     tags=["qc"],
-    params={"scope": Param("backlog", enum=["backlog", "all"]), "chunk": Param(20, type="integer", minimum=1)},
+    params={"scope": Param("backlog", enum=["backlog", "all"]), "chunk": Param(20, type="integer", minimum=1),
+            "catch_up_views": Param(False, type="boolean")},
     doc_md=__doc__,
 )
 def qc_rescore():
@@ -36,7 +40,8 @@ def qc_rescore():
         ctx = get_current_context()
         platform = _platform()
         try:
-            batch.catch_up_views(platform)
+            if ctx["params"]["catch_up_views"]:
+                batch.catch_up_views(platform)
             items = batch.plan(platform.views_engine, ctx["params"]["scope"])
         finally:
             platform.close()

@@ -116,11 +116,13 @@ def catch_up_views(platform) -> int:
     return platform.runner().run_until_caught_up()
 
 
-def run(platform, scope: Scope = "backlog", run_id: str | None = None, chunk: int = 20) -> dict[str, Any]:
+def run(platform, scope: Scope = "backlog", run_id: str | None = None, chunk: int = 20,
+        catch_up: bool = False) -> dict[str, Any]:
     """The whole batch in one call (what the DAG does in tasks)."""
     started = datetime.now(timezone.utc)
     run_id = run_id or f"qc-{started:%Y%m%dT%H%M%S}"
-    catch_up_views(platform)
+    if catch_up:
+        catch_up_views(platform)
     items = plan(platform.views_engine, scope)
     results = [score_items(platform, part, run_id) for part in chunks(items, chunk)]
     return complete(platform, run_id, scope, results, (datetime.now(timezone.utc) - started).total_seconds())

@@ -27,7 +27,7 @@ from qc.scoring import QCResult
 from schemas.envelope import Envelope, stable_event_id
 from schemas.events import QCFailedCheck, QCFailedDataCheck, QCScored
 from schemas.registry import REGISTRY, SchemaError
-from streams.log.port import EventLog, LogRecord
+from streams.log.port import EventLog, LogRecord, Position
 from streams.topics import publish
 
 log = logging.getLogger(__name__)
@@ -262,10 +262,12 @@ class QCWorker:
         self.stats = WorkerStats()
 
     def handle(self, record: LogRecord) -> list[Envelope]:
-        if b'"type":"StudyCompleted"' not in record.value:
+        if b"StudyCompleted" not in record.value:  # cheap filter; the type is checked after parsing
             return []
         try:
             env = REGISTRY.validate(record.envelope())
+            if env.type != "StudyCompleted":
+                return []
             study = StudyRef.from_envelope(env)
             outcome = score_study(study, self.source)
         except (ValueError, SchemaError, LookupError, OSError) as exc:  # one bad study never stops the worker
@@ -286,9 +288,14 @@ class QCWorker:
         records = self.consumer.poll(self.batch, timeout)
         if not records:
             return 0
-        events = [e for r in records for e in self.handle(r)]
-        if events:
-            publish(self.event_log, events)
+        try:
+            events = [e for r in records for e in self.handle(r)]
+            if events:
+                publish(self.event_log, events)
+        except Exception:  # go back to the first uncommitted record, so the batch is tried again
+            for tp in dict.fromkeys((r.topic, r.partition) for r in records):
+                self.consumer.seek(Position(*tp, min(r.offset for r in records if (r.topic, r.partition) == tp)))
+            raise
         self.consumer.commit(records)
         return len(records)
 
@@ -310,3 +317,10 @@ class QCWorker:
 
 def worker_for(platform, **kwargs) -> QCWorker:
     return QCWorker(platform.log, platform_source(platform), platform.dead_letters, **kwargs)
+
+
+def lag(event_log: EventLog, group: str = GROUP) -> int:
+    """Records on the log the QC worker has not yet handled (0: every completed study so far is scored)."""
+    topic = REGISTRY.topic_of("StudyCompleted")
+    committed = event_log.committed(group, topic)
+    return sum(end - committed.get(p, 0) for p, end in event_log.end_offsets(topic).items())

@@ -72,11 +72,12 @@ def test_health_needs_no_token(client):
 
 
 def test_ready_reports_the_views_lag(client, platform, tokens):
-    assert client.get("/ready").json() == {"status": "ready", "views_lag": 0}
+    assert client.get("/ready").json() == {"status": "ready", "views_lag": 0, "qc_lag": 0}
     b, _ = _stream(platform)
     body = "[" + ",".join(e.model_dump_json() for e in b.events) + "]"
     assert client.post("/api/v1/events", content=body, headers=auth(tokens, "system")).status_code == 202
-    assert client.get("/ready").json() == {"status": "ready", "views_lag": len(b.events)}
+    assert client.get("/ready").json() == {"status": "ready", "views_lag": len(b.events),
+                                           "qc_lag": platform.log.count("person")}  # no QC worker runs here
     platform.runner().run_until_caught_up()
     assert client.get("/ready").json()["views_lag"] == 0
 

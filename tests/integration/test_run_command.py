@@ -57,7 +57,8 @@ class RunningPlatform:
     def wait_caught_up(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if httpx.get(f"{self.base}/ready", timeout=2).json().get("views_lag") == 0:
+            ready = httpx.get(f"{self.base}/ready", timeout=2).json()
+            if ready.get("views_lag") == 0 and ready.get("qc_lag") == 0:
                 return
             time.sleep(0.1)
         raise AssertionError("views did not catch up")

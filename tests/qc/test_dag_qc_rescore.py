@@ -39,7 +39,7 @@ for bump in (False, True):
             (edited / path.name).write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
         os.environ["WANYING_QC_PROTOCOL_DIR"] = str(edited)
         P.load_all.cache_clear()
-    run = dag.test(run_conf={"scope": "backlog", "chunk": 8})
+    run = dag.test(run_conf={"scope": "backlog", "chunk": 8, "catch_up_views": True})
     tis = {ti.task_id: ti.state for ti in run.get_task_instances()}
     out.append({"state": str(run.state), "tasks": {k: str(v) for k, v in tis.items()}})
 print("RESULT " + json.dumps(out))
@@ -67,8 +67,8 @@ def test_backlog_then_new_protocol_version(tmp_path):
     airflow = Path(sys.executable).with_name("airflow")
     migrate = subprocess.run([str(airflow), "db", "migrate"], env=env, capture_output=True, text=True, timeout=120)
     assert migrate.returncode == 0, migrate.stderr[-2000:]
-    ran = subprocess.run([sys.executable, "-c", RUNNER, str(ROOT / "dags"), str(tmp_path / "protocols")], env=env, cwd=ROOT,
-                         capture_output=True, text=True, timeout=240)
+    ran = subprocess.run([sys.executable, "-c", RUNNER, str(ROOT / "dags"), str(tmp_path / "protocols")], env=env,
+                         cwd=ROOT, capture_output=True, text=True, timeout=240)
     lines = [line for line in ran.stdout.splitlines() if line.startswith("RESULT ")]
     assert ran.returncode == 0 and lines, (ran.stdout[-3000:], ran.stderr[-3000:])
     runs = json.loads(lines[-1][len("RESULT "):])

@@ -81,6 +81,25 @@ def test_running_again_appends_nothing(demo):
     assert platform.log.count("person") == before
 
 
+def test_batch_finds_no_backlog_and_rescoring_all_repeats_the_same_facts(demo):
+    from qc import batch
+
+    platform, _ = demo
+    scored_before = len(_events(platform, "QCScored"))
+    assert batch.plan(platform.views_engine, "backlog") == []
+    nothing = batch.run(platform, "backlog", run_id="test-backlog")
+    assert (nothing["studies"], nothing["series_scored"]) == (0, 0)
+    everything = batch.run(platform, "all", run_id="test-all", chunk=4)
+    assert everything["series_scored"] == scored_before and everything["failures"] == 0
+    assert len(_events(platform, "QCScored")) == scored_before  # the same facts under the same ids
+    again = batch.run(platform, "all", run_id="test-all", chunk=4)
+    reports = [e for p in range(platform.log.partitions("directory"))
+               for e in (r.envelope() for r in platform.log.read("directory", p, 0, 10_000))
+               if e.type == "QCBatchCompleted"]
+    assert sorted(e.payload["run_id"] for e in reports) == ["test-all", "test-backlog"]  # one report per run id
+    assert again["series_scored"] == everything["series_scored"]
+
+
 def test_new_protocol_version_adds_a_score_and_keeps_the_old(demo, monkeypatch):
     platform, _ = demo
     old = _rows(platform, qc_latest)

@@ -21,7 +21,8 @@ Chart.register(BarController, BarElement, CategoryScale, LinearScale, LineContro
 Chart.defaults.animation = false;
 Chart.defaults.font.family = getComputedStyle(document.documentElement).fontFamily;
 
-interface GradeRow { hospital: string; month: string; body_part: string; grade: string; series: number; total_sum: number }
+interface GradeRow { hospital: string; month: string; body_part: string; grade: string; series: number;
+  total_sum: number }
 interface CheckRow { hospital: string; month: string; body_part: string; check_id: string; label: string;
   dimension: string; failed: number; series: number }
 interface Summary { grades: GradeRow[]; checks: CheckRow[]; hospitals: string[]; body_parts: Record<string, string>;
@@ -117,7 +118,8 @@ function checksChart(): void {
       datasets: [{ label: "未通过序列数", backgroundColor: "#c62828", data: worst.map((w) => w.failed) },
         { label: "该部位评分序列数", backgroundColor: "#b0bec5", data: worst.map((w) => w.series) }],
     },
-    options: { indexAxis: "y", maintainAspectRatio: false, scales: { x: { beginAtZero: true, ticks: { precision: 0 } } } },
+    options: { indexAxis: "y", maintainAspectRatio: false,
+      scales: { x: { beginAtZero: true, ticks: { precision: 0 } } } },
   }, worst.length);
 }
 
@@ -173,7 +175,9 @@ function whereText(w: Record<string, unknown>): string {
   if (typeof w.edge === "string") parts.push(`贴近${edges[w.edge] ?? w.edge}`);
   if (Array.isArray(w.bbox)) parts.push(`区域 [${w.bbox.join(", ")}]`);
   if (typeof w.slice === "number") parts.push(`第 ${w.slice + 1} 层`);
-  if (typeof w.tags_say === "string") parts.push(`标签为 ${partLabel(w.tags_say)}，图像识别为 ${partLabel(String(w.image_says))}`);
+  if (typeof w.tags_say === "string") {
+    parts.push(`标签为 ${partLabel(w.tags_say)}，图像识别为 ${partLabel(String(w.image_says))}`);
+  }
   return parts.length ? `；位置：${parts.join("，")}` : "";
 }
 

@@ -1,6 +1,6 @@
 // The viewer proper (loaded by main.ts): series list, stack/compare/MPR modes, tools, the test hook (window.__viewer).
 import {
-  Enums, eventTarget, volumeLoader, setVolumesForViewports, StackViewport, utilities as csUtils,
+  cache, Enums, eventTarget, volumeLoader, setVolumesForViewports, StackViewport, utilities as csUtils,
   type RenderingEngine, type Types,
 } from "@cornerstonejs/core";
 import dicomImageLoader from "@cornerstonejs/dicom-image-loader";
@@ -13,6 +13,7 @@ import {
   MPR_GROUP, PRIMARY_TOOLS, STACK_GROUP, VR_GROUP, configureLabels, setPrimaryTool, startCornerstone, type PrimaryTool,
 } from "./setup";
 import { ComparisonLink } from "./sync";
+import { frameSources } from "./bundle";
 import { installHook, type Measurement, type ViewerHook } from "./hook";
 
 type Mode = "stack" | "compare" | "mpr";
@@ -591,6 +592,16 @@ const hook: ViewerHook = {
   worldToClient: (i, world) => worldToClient(i, world as Types.Point3),
   cinePlaying: () => state.cine,
   comparisonOffsetMm: () => state.link?.offsetMm ?? null,
+  frameSources: () => ({ ...frameSources }),
+  imageValues: (i = state.active) => {
+    const viewport = viewportAt(i);
+    const imageId = viewport instanceof StackViewport ? viewport.getCurrentImageId() : undefined;
+    const image = imageId ? cache.getImage(imageId) : undefined;
+    if (!image) return null;
+    const stored = Array.from(image.getPixelData() as ArrayLike<number>);
+    if (image.preScale?.scaled) return stored;
+    return stored.map((v) => v * (image.slope ?? 1) + (image.intercept ?? 0));
+  },
   timings: () => ({ ...state.timings }),
 };
 

@@ -2,6 +2,7 @@
 // The base URL is configurable (?dicomweb=...; default /dicomweb on the same origin); the bearer token is the
 // page's token from src/common/api.ts.
 import { ApiError, token } from "../common/api";
+import { streamSeries } from "./bundle";
 
 export type DicomJson = Record<string, { vr: string; Value?: unknown[]; BulkDataURI?: string }>;
 
@@ -59,12 +60,17 @@ export class DicomWebClient {
     return (await this.json(`/studies?PatientID=${encodeURIComponent(patientId)}`)).map(studyInfo);
   }
 
-  async seriesOf(studyUid: string): Promise<SeriesInfo[]> {
-    const found = await this.json(`/studies/${studyUid}/series`);
+  /** ``streamFirst``: start streaming the first series' bundle (the image shown first) and take its metadata from
+   * the bundle's header when the server has one. */
+  async seriesOf(studyUid: string, streamFirst = false): Promise<SeriesInfo[]> {
+    const found = (await this.json(`/studies/${studyUid}/series`))
+      .sort((a, b) => Number(value(a, "00200011") ?? 0) - Number(value(b, "00200011") ?? 0));
     const series = await Promise.all(
-      found.map(async (item) => {
+      found.map(async (item, index) => {
         const seriesUid = value<string>(item, "0020000E")!;
-        const instances = await this.json(`/studies/${studyUid}/series/${seriesUid}/metadata`);
+        const path = `/studies/${studyUid}/series/${seriesUid}`;
+        const bundled = streamFirst && index === 0 ? await streamSeries(this.base + path) : null;
+        const instances = (bundled as DicomJson[] | null) ?? await this.json(`${path}/metadata`);
         return {
           studyUid,
           seriesUid,
@@ -78,11 +84,15 @@ export class DicomWebClient {
     return series.filter((s) => s.instances.length > 0).sort((a, b) => a.number - b.number);
   }
 
+  seriesUrl(series: SeriesInfo): string {
+    return `${this.base}/studies/${series.studyUid}/series/${series.seriesUid}`;
+  }
+
   /** One image id per frame (multi-frame instances give several). */
   frameImageIds(series: SeriesInfo, instance: DicomJson): string[] {
     const sop = value<string>(instance, "00080018");
     const frames = Math.max(1, Number(value(instance, "00280008") ?? 1));
-    const prefix = `wadors:${this.base}/studies/${series.studyUid}/series/${series.seriesUid}/instances/${sop}/frames/`;
+    const prefix = `wadors:${this.seriesUrl(series)}/instances/${sop}/frames/`;
     return Array.from({ length: frames }, (_, i) => `${prefix}${i + 1}`);
   }
 

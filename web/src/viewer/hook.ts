@@ -31,6 +31,10 @@ export interface ViewerHook {
   worldToClient(viewport: number, world: [number, number, number]): [number, number];
   cinePlaying(): boolean;
   comparisonOffsetMm(): number | null;
+  /** Frames loaded from series bundles and by WADO-RS frame requests so far. */
+  frameSources(): { bundle: number; wadors: number };
+  /** The modality values (HU for CT) of every pixel of the image a stack viewport shows, row by row. */
+  imageValues(viewport?: number): number[] | null;
   timings(): { firstImageMs: number | null; mprReadyMs: number | null; vrReadyMs: number | null };
 }
 

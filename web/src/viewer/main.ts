@@ -6,9 +6,9 @@ import { DicomWebClient, type SeriesInfo } from "./dicomweb";
 takeTokenFromUrl();
 const params = new URLSearchParams(location.search);
 const study = params.get("study");
-const seriesOfStudy: Promise<SeriesInfo[]> = study
-  ? new DicomWebClient(params.get("dicomweb") ?? "/dicomweb").seriesOf(study)
-  : Promise.resolve([]);
+const client = new DicomWebClient(params.get("dicomweb") ?? "/dicomweb");
+// The first series' bundle (metadata, then frames) starts streaming now, while Cornerstone is still loading.
+const seriesOfStudy: Promise<SeriesInfo[]> = study ? client.seriesOf(study, true) : Promise.resolve([]);
 seriesOfStudy.catch(() => undefined); // reported by app.start
 
 import("./app")

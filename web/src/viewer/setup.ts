@@ -1,8 +1,9 @@
 // Cornerstone3D start-up: rendering, the DICOMweb image loader (bearer token on every request) and the tools.
-import { init as coreInit, RenderingEngine } from "@cornerstonejs/core";
+import { Enums, init as coreInit, imageLoader, RenderingEngine, type Types } from "@cornerstonejs/core";
 import dicomImageLoader from "@cornerstonejs/dicom-image-loader";
 import * as tools from "@cornerstonejs/tools";
 import { token } from "../common/api";
+import { bundleFrame, frameSources } from "./bundle";
 
 const { ToolGroupManager, Enums: ToolEnums } = tools;
 const { MouseBindings } = ToolEnums;
@@ -33,6 +34,7 @@ export async function startCornerstone(): Promise<RenderingEngine> {
       return bearer ? { Authorization: `Bearer ${bearer}` } : {};
     },
   });
+  imageLoader.registerImageLoader("wadors", loadFrame as unknown as Types.ImageLoaderFn);
   tools.init();
   for (const Tool of [
     tools.WindowLevelTool, tools.PanTool, tools.ZoomTool, tools.StackScrollTool, tools.LengthTool,
@@ -56,6 +58,26 @@ export async function startCornerstone(): Promise<RenderingEngine> {
   });
   vr.setToolActive(tools.PanTool.toolName, { bindings: [{ mouseButton: MouseBindings.Auxiliary }] });
   return new RenderingEngine("wanying-viewer");
+}
+
+/** The WADO-RS image loader, fed from the series bundle when the server has one (see bundle.ts): the same image
+ * ids, metadata and ``createImage`` (rescale, volume target buffers) as the network path, only the bytes differ. */
+function loadFrame(imageId: string, options: Record<string, unknown> = {}) {
+  const network = () => {
+    frameSources.wadors += 1;
+    return dicomImageLoader.wadors.loadImage(imageId, options).promise;
+  };
+  const promise = bundleFrame(imageId).then((frame) => {
+    if (!frame) return network();
+    frameSources.bundle += 1;
+    return dicomImageLoader.createImage(imageId, frame.bytes, frame.transferSyntax, options).then((image) => {
+      Object.assign(image, {
+        imageQualityStatus: Enums.ImageQualityStatus.FULL_RESOLUTION, transferSyntaxUID: frame.transferSyntax,
+      });
+      return image;
+    });
+  });
+  return { promise, cancelFn: undefined };
 }
 
 /** The chosen tool on the primary button / one finger; zoom stays on the right button and two fingers, pan on
