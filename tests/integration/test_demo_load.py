@@ -142,3 +142,18 @@ def test_files_pass_the_platform_parser_and_match_the_logged_manifest(loaded):
         assert len(rows) == p["instance_count"] == sum(s["instance_count"] for s in p["series"])
         assert build_manifest(p["study_uid"], rows).sha256 == p["manifest_sha256"]
         assert sum(r.size for r in rows) == p["total_bytes"]
+
+
+def test_demo_images_are_in_the_lossless_store_under_the_same_person_keys(loaded):
+    platform, first, _, data = loaded
+    assert first["objects_imported"] == first["dicom_files"]
+    index = platform.dicom_index
+    with platform.views_engine.connect() as conn:
+        history = {r.study_uid: r.person_key for r in conn.execute(
+            sa.select(exam_history.c.study_uid, exam_history.c.person_key).where(exam_history.c.study_uid.is_not(None)))}
+    assert history
+    for study_uid, person_key in history.items():
+        study = index.study(study_uid)
+        assert study is not None and study.person_key == person_key
+        for row in index.instances_of(study_uid):
+            assert platform.dicom_store.verify(row.object_sha256)

@@ -176,6 +176,8 @@ def series_header(hospital: Hospital, patient: Patient, visit: Visit, order: Ord
     ds.PatientName = f"{patient.surname}^{patient.given}" if visit.identified or patient.id_number is None else "无名氏"
     ds.PatientID = visit.mrn
     ds.IssuerOfPatientID = hospital.code
+    if visit.identified and patient.id_number:
+        ds.OtherPatientIDs = patient.id_number  # where Chinese PACS usually keep the 身份证号 beside the MRN
     if visit.identified or patient.id_number is None:
         ds.PatientBirthDate = patient.birth_date.strftime("%Y%m%d")
     ds.PatientSex = patient.sex

@@ -43,6 +43,27 @@ def write_files(world: World, out: Path, progress=None) -> list[StudyFiles]:
     return stored
 
 
+def import_files(platform, world: World, out: Path, stored: Sequence[StudyFiles], progress=None) -> int:
+    """Put the files into the lossless store and instance index, as a hospital's archive import would, so the
+    DICOMweb API, the viewer and QC serve them. The demo's own timeline already states the facts (StudyReceived,
+    StudyCompleted at their historical dates), so this import announces nothing itself. Returns new objects."""
+    from pipelines.dicom.ingest import DicomIngest
+
+    ingest = DicomIngest(store=platform.dicom_store, index=platform.dicom_index, dead_letters=platform.dead_letters,
+                         keys=platform.keys, publish=lambda _events: None)
+    hospital_of = {study.uid: visit.hospital for visit, _order, study in world.studies()}
+    task = progress.add_task("导入影像存储", total=sum(len(s.files) for s in stored)) if progress else None
+    new = 0
+    for study in stored:
+        for f in study.files:
+            accepted = ingest.receive_file((out / f.path).read_bytes(), hospital=hospital_of[study.study_uid],
+                                           source_ae="DEMO_IMPORT")
+            new += accepted.outcome.outcome != "duplicate"
+            if progress:
+                progress.advance(task)
+    return new
+
+
 def append_events(log: EventLog, envelopes: Sequence[Envelope], progress=None) -> tuple[int, int]:
     """Append in batches; returns (new, already present). A record is new if it landed at or past the head
     the partition had just before its batch."""
@@ -89,6 +110,7 @@ def load_demo(platform, *, seed: int = 20261128, scale: float = 1.0, out: Path |
     claim_folder(out, world)
     with _progress(progress) as bar:
         stored = write_files(world, out, bar)
+        imported = import_files(platform, world, out, stored, bar)
         envelopes = world_events(world, platform.keys, {s.study_uid: s for s in stored})
         appended, present = append_events(platform.log, envelopes, bar)
     orders = world.orders()
@@ -111,5 +133,6 @@ def load_demo(platform, *, seed: int = 20261128, scale: float = 1.0, out: Path |
         "events_appended": appended,
         "events_already_present": present,
         "dicom_dir": str(out),
+        "objects_imported": imported,
         "seconds": round(time.perf_counter() - started, 2),
     }
