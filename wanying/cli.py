@@ -172,12 +172,14 @@ def run(
 
     base = f"http://{settings.api_host}:{settings.api_port}"
     operator = dev_tokens.get("operator", "<an operator token>")
+    pages = _demo_pages(base, dev_tokens, seed, scale) if demo_data and dev_tokens else []
     banner = [
         "\n皖影 Wanying is running (embedded runtime)",
         f"  health     {base}/health",
         f"  readiness  {base}/ready",
         f"  API docs   {base}/docs",
         f"  stats      {base}/api/v1/stats   (Authorization: Bearer {operator})",
+        *pages,
         f"  data       {settings.data_dir.resolve()}",
         *([f"  demo tokens per role are in {dev_tokens_file}"] if dev_tokens else []),
         "Press Ctrl-C to stop.\n",
@@ -201,6 +203,24 @@ def run(
                        err=True)
     if not server.started:
         raise typer.Exit(1)
+
+
+def _demo_pages(base: str, tokens: dict[str, str], seed: int, scale: float) -> list[str]:
+    """Links to the pages with the demo tokens (in the fragment: never sent to the server, never logged)."""
+    from wanying.demo import build_world
+
+    world = build_world(seed, scale)
+    repeat = [(v, s) for v, _o, s in world.studies() if v.patient_key == world.repeat_patient
+              and any(p.modality == "CT" for p in s.series)]
+    viewer = f"{base}/app/viewer.html?study={repeat[-1][1].uid}"
+    if len(repeat) > 1:
+        viewer += f"&prior={repeat[-2][1].uid}"
+    return [
+        f"  viewer     {viewer}#token={tokens['doctor']}",
+        f"  plugin     {base}/app/plugin.html#token={tokens['doctor']}",
+        f"  QC board   {base}/app/qc.html#token={tokens['regulator']}",
+        f"  report AI  {base}/app/interpret.html#token={tokens['patient']}",
+    ]
 
 
 def _announce_when_serving(server, lines: list[str], timeout: float = 600) -> None:
