@@ -3,6 +3,7 @@
 // the image loader as their bytes arrive; any other DICOMweb server answers 404 and the viewer uses WADO-RS frames.
 // No Cornerstone import here: main.ts starts the first series' stream while Cornerstone is still loading.
 import { token } from "../common/api";
+import { readBundle, type BundleMessage } from "./bundleReader";
 
 export interface BundleFrame {
   bytes: Uint8Array;
@@ -17,24 +18,23 @@ interface BundleHeader {
   instances: { sop_uid: string; frames: [number, number][] }[];
 }
 
-const MAGIC = "WYBUNDL1";
-const FORMAT = "wanying.series-bundle/1";
 /** ``wadors:<series URL>/instances/<sop>/frames/<n>``, the image ids the viewer's DICOMweb client makes. */
 const FRAME_ID = /^wadors:(.+\/studies\/[^/]+\/series\/[^/]+)\/instances\/([^/]+)\/frames\/(\d+)$/;
 
-const enabled = new URLSearchParams(location.search).get("bundle") !== "0"; // ?bundle=0: WADO-RS frames only
+const query = new URLSearchParams(location.search);
+const enabled = query.get("bundle") !== "0"; // ?bundle=0: WADO-RS frames only
+// A page opened in MPR wants the whole volume at once: read it in a worker, off the busy main thread.
+const offMainThread = query.get("mode") === "mpr";
 const bundles = new Map<string, SeriesBundle>();
 
 class SeriesBundle {
   private spans = new Map<string, [number, number]>(); // "sop/frame" (1-based) -> [offset, length]
+  private frames = new Map<string, Uint8Array>(); // arrived (from the stream, or the first one by Range)
   private waiting = new Map<string, ((frame: BundleFrame | null) => void)[]>();
-  private data: Uint8Array | undefined;
-  private received = 0;
   private transferSyntax = "";
   private over = false; // finished or failed: frames not received by then come from WADO-RS
   private first: string | undefined; // the first frame asked for (the image shown first), fetched ahead by Range
-  private ahead = new Map<string, Uint8Array>();
-  private dataOffset = 0;
+  private dataOffset = -1;
   private etag = "";
   private headers = new Headers({ Accept: "application/vnd.wanying.series-bundle" });
   private gotMetadata: (metadata: Record<string, unknown>[] | null) => void = () => undefined;
@@ -44,8 +44,35 @@ class SeriesBundle {
   constructor(private readonly seriesUrl: string) {
     const bearer = token();
     if (bearer) this.headers.set("Authorization", `Bearer ${bearer}`);
-    void this.read(seriesUrl).catch((error) => console.warn("series bundle unavailable, using WADO-RS", error))
-      .finally(() => this.finish());
+    const url = `${seriesUrl}/bundle?encoding=raw`;
+    const headers = [...this.headers.entries()];
+    if (!offMainThread) {
+      void readBundle(url, headers, (message) => this.receive(message)).then(
+        () => this.receive({ type: "end" }),
+        (error) => this.receive({ type: "error", message: String(error) }),
+      );
+      return;
+    }
+    const worker = new Worker(new URL("./bundleWorker.ts", import.meta.url), { type: "module" });
+    worker.onmessage = (event: MessageEvent<BundleMessage>) => {
+      if (event.data.type === "end" || event.data.type === "error") worker.terminate();
+      this.receive(event.data);
+    };
+    worker.onerror = (event) => {
+      worker.terminate();
+      this.receive({ type: "error", message: event.message });
+    };
+    worker.postMessage({ url, headers });
+  }
+
+  private receive(message: BundleMessage): void {
+    if (message.type === "header") this.accept(message.header as BundleHeader, message.dataOffset, message.etag);
+    else if (message.type === "frame") this.arrived(message.key, message.bytes);
+    else {
+      if (message.type === "end") performance.mark("viewer:bundle-received");
+      else console.warn("series bundle unavailable, using WADO-RS:", message.message);
+      this.finish();
+    }
   }
 
   frame(sop: string, number: number): Promise<BundleFrame | null> {
@@ -54,42 +81,41 @@ class SeriesBundle {
     if (ready !== undefined) return Promise.resolve(ready);
     if (this.first === undefined) {
       this.first = key;
-      if (this.data) void this.fetchAhead(key);
+      if (this.dataOffset >= 0) void this.fetchAhead(key);
     }
     return new Promise((resolve) => this.waiting.set(key, [...(this.waiting.get(key) ?? []), resolve]));
   }
 
   /** The frame if its bytes are here, null if they never will be, undefined while they may still come. */
   private ready(key: string): BundleFrame | null | undefined {
-    const early = this.ahead.get(key);
-    if (early) return { bytes: early.slice(), transferSyntax: this.transferSyntax };
-    const span = this.spans.get(key);
-    if (span && this.data && span[0] + span[1] <= this.received) {
-      // a copy: decoders may transfer or keep the buffer they get
-      return { bytes: this.data.slice(span[0], span[0] + span[1]), transferSyntax: this.transferSyntax };
-    }
+    const bytes = this.frames.get(key);
+    // a copy: decoders may transfer or keep the buffer they get, and the frame may be loaded again later
+    if (bytes) return { bytes: bytes.slice(), transferSyntax: this.transferSyntax };
     return this.over ? null : undefined;
   }
 
-  private release(): void {
-    for (const [key, resolvers] of this.waiting) {
-      const frame = this.ready(key);
-      if (frame === undefined) continue;
-      this.waiting.delete(key);
-      for (const resolve of resolvers) resolve(frame);
-    }
+  private arrived(key: string, bytes: Uint8Array): void {
+    if (!this.frames.has(key)) this.frames.set(key, bytes);
+    const resolvers = this.waiting.get(key);
+    if (!resolvers) return;
+    this.waiting.delete(key);
+    const frame = this.ready(key)!;
+    for (const resolve of resolvers) resolve(frame);
   }
 
   private finish(): void {
     this.over = true;
     this.gotMetadata(null);
-    this.release();
+    for (const [key, resolvers] of this.waiting) {
+      this.waiting.delete(key);
+      for (const resolve of resolvers) resolve(this.ready(key)!);
+    }
   }
 
   /** The first image's frame by a Range request of its own: the stream brings it only after the frames before it. */
   private async fetchAhead(key: string): Promise<void> {
     const span = this.spans.get(key);
-    if (!span || !this.etag || span[0] + span[1] <= this.received) return;
+    if (!span || !this.etag || this.frames.has(key)) return;
     const start = this.dataOffset + span[0];
     const headers = new Headers(this.headers);
     headers.set("Range", `bytes=${start}-${start + span[1] - 1}`);
@@ -101,68 +127,23 @@ class SeriesBundle {
         return;
       }
       const bytes = new Uint8Array(await response.arrayBuffer());
-      if (bytes.length === span[1]) this.ahead.set(key, bytes);
-      this.release();
+      if (bytes.length === span[1]) this.arrived(key, bytes);
     } catch (error) {
       console.warn("bundle: range request failed; the frame comes with the stream", error);
     }
   }
 
-  private async read(seriesUrl: string): Promise<void> {
-    const response = await fetch(`${seriesUrl}/bundle?encoding=raw`, { headers: this.headers });
-    if (!response.ok || !response.body) throw new Error(`bundle: HTTP ${response.status}`);
-    this.etag = response.headers.get("ETag") ?? "";
-    const reader = response.body.getReader();
-    let prefix = new Uint8Array(0); // bytes before the frame data
-    let dataStart = -1;
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      let chunk = value;
-      if (dataStart < 0) {
-        prefix = concat(prefix, chunk);
-        const header = parseHeader(prefix);
-        if (!header) continue;
-        dataStart = this.dataOffset = header.dataOffset;
-        this.accept(header.header);
-        if (this.first !== undefined) void this.fetchAhead(this.first);
-        performance.mark("viewer:bundle-header");
-        chunk = prefix.subarray(dataStart);
-      }
-      if (this.received + chunk.length > this.data!.length) throw new Error("bundle: more frame data than declared");
-      this.data!.set(chunk, this.received);
-      this.received += chunk.length;
-      this.release();
-    }
-    performance.mark("viewer:bundle-received");
-    if (this.received < (this.data?.length ?? 1)) throw new Error("bundle: stream ended early");
-  }
-
-  private accept(header: BundleHeader): void {
+  private accept(header: BundleHeader, dataOffset: number, etag: string): void {
+    performance.mark("viewer:bundle-header");
     this.transferSyntax = header.transfer_syntax;
-    this.data = new Uint8Array(header.data_length);
+    this.dataOffset = dataOffset;
+    this.etag = etag;
     for (const instance of header.instances) {
       instance.frames.forEach((span, i) => this.spans.set(`${instance.sop_uid}/${i + 1}`, span));
     }
     this.gotMetadata(header.metadata);
+    if (this.first !== undefined) void this.fetchAhead(this.first);
   }
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
-}
-
-function parseHeader(buf: Uint8Array): { header: BundleHeader; dataOffset: number } | undefined {
-  if (buf.length < 12) return undefined;
-  if (new TextDecoder().decode(buf.subarray(0, 8)) !== MAGIC) throw new Error("bundle: bad magic");
-  const size = new DataView(buf.buffer, buf.byteOffset, buf.byteLength).getUint32(8, true);
-  if (buf.length < 12 + size) return undefined;
-  const header = JSON.parse(new TextDecoder().decode(buf.subarray(12, 12 + size))) as BundleHeader;
-  if (header.format !== FORMAT) throw new Error(`bundle: unsupported format ${header.format}`);
-  return { header, dataOffset: 12 + size };
 }
 
 /** Start streaming a series (idempotent); resolves to its metadata from the bundle's header, or null when the

@@ -1,0 +1,72 @@
+// Reads a series bundle stream (format in pipelines/dicomweb/bundle.py: "WYBUNDL1" | u32 header length | JSON header
+// | frame data) and hands on each frame as soon as its bytes are in, in stream order. Runs in bundleWorker.ts (MPR:
+// the whole volume is wanted at once, off the busy main thread) or on the main thread (stack: the first image comes
+// ahead by a Range request, and the stream leaves the CPU to start-up).
+
+export type BundleMessage =
+  | { type: "header"; header: unknown; dataOffset: number; etag: string }
+  | { type: "frame"; key: string; bytes: Uint8Array }
+  | { type: "end" }
+  | { type: "error"; message: string };
+
+interface Span {
+  key: string;
+  offset: number;
+  length: number;
+}
+
+const MAGIC = "WYBUNDL1";
+const FORMAT = "wanying.series-bundle/1";
+
+/** ``post(message, transfer)``: each frame's bytes may be transferred. */
+export async function readBundle(url: string, headers: [string, string][],
+  post: (message: BundleMessage, transfer?: Transferable[]) => void): Promise<void> {
+  const response = await fetch(url, { headers });
+  if (!response.ok || !response.body) throw new Error(`bundle: HTTP ${response.status}`);
+  const reader = response.body.getReader();
+  let prefix = new Uint8Array(0);
+  let data: Uint8Array | undefined;
+  let received = 0;
+  let spans: Span[] = [];
+  let next = 0; // spans[next] is the first frame not posted yet
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    let chunk = value;
+    if (!data) {
+      const joined = new Uint8Array(prefix.length + chunk.length);
+      joined.set(prefix);
+      joined.set(chunk, prefix.length);
+      prefix = joined;
+      const parsed = parseHeader(prefix);
+      if (!parsed) continue;
+      data = new Uint8Array(parsed.header.data_length);
+      spans = parsed.header.instances
+        .flatMap((i: { sop_uid: string; frames: [number, number][] }) =>
+          i.frames.map(([offset, length], f) => ({ key: `${i.sop_uid}/${f + 1}`, offset, length })))
+        .sort((a: Span, b: Span) => a.offset - b.offset);
+      post({ type: "header", header: parsed.header, dataOffset: parsed.dataOffset,
+        etag: response.headers.get("ETag") ?? "" });
+      chunk = prefix.subarray(parsed.dataOffset);
+    }
+    if (received + chunk.length > data.length) throw new Error("bundle: more frame data than declared");
+    data.set(chunk, received);
+    received += chunk.length;
+    while (next < spans.length && spans[next].offset + spans[next].length <= received) {
+      const { key, offset, length } = spans[next++];
+      const bytes = data.slice(offset, offset + length);
+      post({ type: "frame", key, bytes }, [bytes.buffer]);
+    }
+  }
+  if (!data || received < data.length) throw new Error("bundle: stream ended early");
+}
+
+function parseHeader(buf: Uint8Array) {
+  if (buf.length < 12) return undefined;
+  if (new TextDecoder().decode(buf.subarray(0, 8)) !== MAGIC) throw new Error("bundle: bad magic");
+  const size = new DataView(buf.buffer, buf.byteOffset, buf.byteLength).getUint32(8, true);
+  if (buf.length < 12 + size) return undefined;
+  const header = JSON.parse(new TextDecoder().decode(buf.subarray(12, 12 + size)));
+  if (header.format !== FORMAT) throw new Error(`bundle: unsupported format ${header.format}`);
+  return { header, dataOffset: 12 + size };
+}
