@@ -45,11 +45,8 @@ def exams(tmp_path_factory) -> Exams:
 
 
 @pytest.fixture(scope="session")
-def _playwright():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        yield pw
+def _playwright(playwright_driver):
+    return playwright_driver
 
 
 def _context(pw, profile: Path, **options):

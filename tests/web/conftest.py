@@ -58,20 +58,17 @@ def live_api(tmp_path):
 
 
 @pytest.fixture
-def phone(tmp_path):
+def phone(tmp_path, playwright_driver):
     """A phone-sized (375x667, touch) page in a fresh headless chromium profile."""
-    from playwright.sync_api import sync_playwright
-
     ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
-            viewport={"width": 375, "height": 667}, device_scale_factor=2, is_mobile=True, has_touch=True,
-            locale="zh-CN",
-        )
-        try:
-            page = context.pages[0] if context.pages else context.new_page()
-            page.set_default_timeout(15_000)
-            yield page
-        finally:
-            context.close()
+    context = playwright_driver.chromium.launch_persistent_context(
+        str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
+        viewport={"width": 375, "height": 667}, device_scale_factor=2, is_mobile=True, has_touch=True,
+        locale="zh-CN",
+    )
+    try:
+        page = context.pages[0] if context.pages else context.new_page()
+        page.set_default_timeout(15_000)
+        yield page
+    finally:
+        context.close()

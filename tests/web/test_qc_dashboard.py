@@ -21,20 +21,17 @@ SHOTS = ARTIFACTS / "qc"
 
 
 @pytest.fixture
-def desk(tmp_path):
-    from playwright.sync_api import sync_playwright
-
+def desk(tmp_path, playwright_driver):
     SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
-            viewport={"width": 1366, "height": 900}, locale="zh-CN", accept_downloads=True)
-        try:
-            page = context.pages[0] if context.pages else context.new_page()
-            page.set_default_timeout(20_000)
-            yield page
-        finally:
-            context.close()
+    context = playwright_driver.chromium.launch_persistent_context(
+        str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
+        viewport={"width": 1366, "height": 900}, locale="zh-CN", accept_downloads=True)
+    try:
+        page = context.pages[0] if context.pages else context.new_page()
+        page.set_default_timeout(20_000)
+        yield page
+    finally:
+        context.close()
 
 
 def test_dashboard_charts_drill_down_and_export(live_api, desk, tmp_path):
