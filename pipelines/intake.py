@@ -1,6 +1,8 @@
 """Accepting events from outside: validate against the catalog, append, or reject into the dead-letter store."""
 from __future__ import annotations
 
+from pipelines.jsonbody import load_json_body
+
 import json
 from dataclasses import dataclass
 
@@ -39,12 +41,10 @@ class EventIntake:
 
     @staticmethod
     def _parse(body: bytes) -> list:
-        if len(body) > MAX_EVENT_BYTES:
-            raise SchemaError(f"body is {len(body)} bytes; the limit is {MAX_EVENT_BYTES} (send smaller batches)")
         try:
-            doc = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise SchemaError(f"not valid UTF-8 JSON: {exc}") from None
+            doc = load_json_body(body, MAX_EVENT_BYTES)
+        except ValueError as exc:
+            raise SchemaError(str(exc)) from None
         items = doc if isinstance(doc, list) else [doc]
         out = []
         for i, item in enumerate(items):

@@ -12,6 +12,8 @@ MRN = type MR (or the first other identifier); accession = type ACSN; placer ord
 """
 from __future__ import annotations
 
+from pipelines.jsonbody import load_json_body
+
 import base64
 import binascii
 import json
@@ -45,12 +47,10 @@ class FhirError(ValueError):
 
 
 def parse_body(body: bytes) -> dict:
-    if len(body) > MAX_BODY_BYTES:
-        raise FhirError(f"body is {len(body)} bytes; the limit is {MAX_BODY_BYTES}")
     try:
-        doc = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FhirError(f"not valid UTF-8 JSON: {exc}") from None
+        doc = load_json_body(body, MAX_BODY_BYTES)
+    except ValueError as exc:
+        raise FhirError(str(exc)) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("resourceType"), str):
         raise FhirError("a FHIR resource must be a JSON object with resourceType", "resourceType")
     return doc

@@ -12,7 +12,8 @@ is optional; when given, a re-sent message produces the same event ids.
 """
 from __future__ import annotations
 
-import json
+from pipelines.jsonbody import load_json_body
+
 from datetime import date, datetime
 from typing import Annotated, Literal, Union
 
@@ -124,12 +125,10 @@ _ADAPTER = TypeAdapter(list[HisEvent])
 
 
 def parse_body(body: bytes) -> list:
-    if len(body) > MAX_BODY_BYTES:
-        raise HisJsonError(f"body is {len(body)} bytes; the limit is {MAX_BODY_BYTES} (send smaller batches)")
     try:
-        doc = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise HisJsonError(f"not valid UTF-8 JSON: {exc}") from None
+        doc = load_json_body(body, MAX_BODY_BYTES)
+    except ValueError as exc:
+        raise HisJsonError(str(exc)) from None
     items = doc if isinstance(doc, list) else [doc]
     try:
         return _ADAPTER.validate_python(items)

@@ -43,7 +43,7 @@ from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaExcep
 from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
 from schemas.envelope import Envelope
-from streams.log.port import Consumer, EventLog, LogRecord, Position, partition_for
+from streams.log.port import Consumer, EventLog, LogRecord, Position, partition_for, positions_after
 
 log = logging.getLogger(__name__)
 _rdkafka_log = logging.getLogger(__name__ + ".librdkafka")
@@ -488,13 +488,7 @@ class KafkaConsumer(Consumer):
         return out
 
     def commit(self, records: Sequence[LogRecord] | None = None) -> None:
-        if records is None:
-            positions = dict(self._polled)
-        else:
-            positions = {}
-            for r in records:
-                tp = (r.topic, r.partition)
-                positions[tp] = max(positions.get(tp, 0), r.offset + 1)
+        positions = dict(self._polled) if records is None else positions_after(records)
         # A partition taken away by a rebalance is the new owner's to commit.
         offsets = [TopicPartition(self.log.kafka_topic(t), p, o) for (t, p), o in positions.items()
                    if (t, p) in self._assigned]

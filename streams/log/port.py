@@ -18,6 +18,15 @@ def partition_for(key: str, partitions: int) -> int:
     return zlib.crc32(key.encode()) % partitions
 
 
+def positions_after(records: Iterable["LogRecord"]) -> dict[tuple[str, int], int]:
+    """Per (topic, partition), the offset after the last of ``records``: what a commit of them stores."""
+    out: dict[tuple[str, int], int] = {}
+    for r in records:
+        tp = (r.topic, r.partition)
+        out[tp] = max(out.get(tp, 0), r.offset + 1)
+    return out
+
+
 @dataclass(frozen=True)
 class Position:
     topic: str

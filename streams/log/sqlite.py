@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from schemas.envelope import Envelope
-from streams.log.port import Consumer, EventLog, LogRecord, Position, partition_for
+from streams.log.port import Consumer, EventLog, LogRecord, Position, partition_for, positions_after
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS topics (topic TEXT PRIMARY KEY, partitions INTEGER NOT NULL);
@@ -220,13 +220,7 @@ class SqliteConsumer(Consumer):
         return out
 
     def commit(self, records: Sequence[LogRecord] | None = None) -> None:
-        if records is None:
-            positions = dict(self._polled)
-        else:
-            positions = {}
-            for r in records:
-                tp = (r.topic, r.partition)
-                positions[tp] = max(positions.get(tp, 0), r.offset + 1)
+        positions = dict(self._polled) if records is None else positions_after(records)
         if positions:
             self.log._commit(self.group, positions)
 
