@@ -3,7 +3,7 @@ Orthanc (Debian), in the same run, on loopback.
 
     .venv/bin/python bench/ingest.py [--slices 300] [--rounds 3]
 
-Prints ``ingest ours_mb_s=<n> orthanc_mb_s=<n> ratio=<ours/orthanc>`` (best of ``--rounds`` per side, fresh stores
+Prints ``ingest ours_mb_s=<n> orthanc_mb_s=<n> ratio=<ours/orthanc>`` (median of ``--rounds`` per side, fresh stores
 each round), ours in its default durability mode (fsync batched every 50 ms and before the association's release
 is confirmed, see pipelines/dicom/scp.py); a comment line on stderr gives ours with an fsync before every status
 (``fsync=each``), which is what Orthanc's default SyncStorageArea does. The second line,
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -140,13 +141,13 @@ def orthanc_once(files: list[Path], work: Path) -> tuple[float, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--slices", type=int, default=300)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="wanying-bench-ingest-"))
     try:
         files = ct_series(root / "series", slices=args.slices)
         megabytes = sum(f.stat().st_size for f in files) / 1e6
-        best = {"ours": float("inf"), "orthanc": float("inf"), "ours_strict": float("inf"), "stow": float("inf")}
+        times: dict[str, list[float]] = {"ours": [], "orthanc": [], "ours_strict": [], "stow": []}
         runs = (("ours", ours_once), ("orthanc", orthanc_once),
                 ("ours_strict", lambda f, w: ours_once(f, w, fsync="each")), ("stow", stow_once))
         for r in range(args.rounds):
@@ -154,11 +155,12 @@ def main() -> None:
                 elapsed, stored = run(files, root / f"{name}-{r}")
                 if stored != len(files):
                     raise RuntimeError(f"{name} stored {stored} of {len(files)} instances")
-                best[name] = min(best[name], elapsed)
+                times[name].append(elapsed)
                 shutil.rmtree(root / f"{name}-{r}", ignore_errors=True)
+        best = {name: statistics.median(t) for name, t in times.items()}
         ours, orthanc = megabytes / best["ours"], megabytes / best["orthanc"]
         strict = megabytes / best["ours_strict"]
-        print(f"# {len(files)} instances, {megabytes:.1f} MB, best of {args.rounds}; ours with an fsync before "
+        print(f"# {len(files)} instances, {megabytes:.1f} MB, median of {args.rounds}; ours with an fsync before "
               f"every status (fsync=each): {strict:.1f} MB/s, ratio {strict / orthanc:.2f}", file=sys.stderr)
         print(f"ingest ours_mb_s={ours:.1f} orthanc_mb_s={orthanc:.1f} ratio={ours / orthanc:.2f}")
         print(f"ingest stow_mb_s={megabytes / best['stow']:.1f}")
