@@ -40,6 +40,7 @@ def feed_of(app) -> DoctorFeed:
         feed = getattr(app.state, "doctor_feed", None)
         if feed is None:
             feed = app.state.doctor_feed = _new_feed(app)
+            app.state.platform.on_close(feed.stop)
     return feed.start()
 
 
@@ -110,9 +111,13 @@ def _frame(feed: DoctorFeed, message: FeedMessage | None) -> str:
 
 
 @router.get("/stream")
-async def stream(request: Request, ticket: str = Query(min_length=10, max_length=1000),
+async def stream(request: Request, ticket: str | None = Query(None, max_length=1000),
                  last_event_id: str | None = Query(None, max_length=64)) -> StreamingResponse:
-    """This doctor's events as they become readable in the views (text/event-stream)."""
+    """This doctor's events as they become readable in the views (text/event-stream). Authenticated by a stream
+    ticket that only ``POST /stream/ticket`` with a doctor's bearer token issues."""
+    if not ticket:
+        raise HTTPException(401, "stream ticket missing; ask for one with POST /api/v1/doctor/stream/ticket",
+                            headers={"WWW-Authenticate": "Bearer"})
     hospital, doctor = check_ticket(_secret(request.app), ticket)
     feed = await asyncio.to_thread(feed_of, request.app)
     heartbeat = getattr(request.app.state, "stream_heartbeat", HEARTBEAT_SECONDS)

@@ -1,7 +1,7 @@
 """Build the platform's parts from settings. The only place that chooses adapters."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import sqlalchemy as sa
@@ -43,6 +43,11 @@ def make_log(settings: Settings) -> EventLog:
 @dataclass
 class Platform:
     settings: Settings
+    _closers: list = field(default_factory=list)
+
+    def on_close(self, stop) -> None:
+        """Register a background part (a tailer, a worker) to stop before the log and databases close."""
+        self._closers.append(stop)
 
     @cached_property
     def log(self) -> EventLog:
@@ -123,5 +128,7 @@ class Platform:
         return self.runner().run_until_caught_up()
 
     def close(self) -> None:
+        while self._closers:
+            self._closers.pop()()
         if "log" in self.__dict__:
             self.log.close()

@@ -24,6 +24,9 @@ WANYING = REPO / ".venv" / "bin" / "wanying"
 PUBLIC = {"/health", "/ready", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc",
           "/app"}  # /app: the static web pages; they hold no data, their API calls carry the token
 PROBLEM = "application/problem+json"
+#: Routes a browser opens without headers (EventSource): authenticated by a ticket that only a role-checked route
+#: issues. They must refuse anything without a valid ticket.
+TICKET_ROUTES = {"/api/v1/doctor/stream"}
 
 
 @pytest.fixture
@@ -103,7 +106,7 @@ def _concrete(path: str) -> str:
 def _protected_routes(app):
     for route in app.routes:
         path = getattr(route, "path", None)
-        if path in PUBLIC:
+        if path in PUBLIC or path in TICKET_ROUTES:
             continue
         yield route
 
@@ -116,6 +119,14 @@ def _roles_of(route) -> tuple[str, ...] | None:
             return dep.call.roles
         stack.extend(dep.dependencies)
     return None
+
+
+def test_ticket_routes_refuse_without_a_valid_ticket(client, tokens):
+    for path in TICKET_ROUTES:
+        for params in ({}, {"ticket": "made-up.ticket"}):
+            refused = client.get(path, params=params, headers={"Authorization": f"Bearer {tokens['doctor']}"})
+            assert refused.status_code == 401, (path, params, refused.status_code)
+            assert refused.headers["content-type"] == PROBLEM
 
 
 def test_every_route_but_health_and_docs_requires_a_role(client, tokens):

@@ -47,21 +47,18 @@ def world(live_api):
 
 
 @pytest.fixture
-def panel(tmp_path):
+def panel(tmp_path, playwright_driver):
     """A 400 x 860 side panel in a fresh headless chromium profile."""
-    from playwright.sync_api import sync_playwright
-
     ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
-            viewport={"width": 400, "height": 860}, locale="zh-CN")
-        try:
-            page = context.pages[0] if context.pages else context.new_page()
-            page.set_default_timeout(10_000)
-            yield page
-        finally:
-            context.close()
+    context = playwright_driver.chromium.launch_persistent_context(
+        str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
+        viewport={"width": 400, "height": 860}, locale="zh-CN")
+    try:
+        page = context.pages[0] if context.pages else context.new_page()
+        page.set_default_timeout(10_000)
+        yield page
+    finally:
+        context.close()
 
 
 def his(api, *events: dict) -> None:
