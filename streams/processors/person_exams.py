@@ -11,7 +11,6 @@ later event on that key. The national key's state takes them as they come.
 """
 from __future__ import annotations
 
-import copy
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -76,6 +75,14 @@ def _blank(hospital: str) -> dict[str, Any]:
 
 def find_exam(state: dict[str, Any], p: dict[str, Any]) -> str | None:
     return ExamHistory._find(state["exams"], p)
+
+
+def fold_copy(state: dict[str, Any]) -> dict[str, Any]:
+    """A copy :func:`evolve` may change without touching ``state``: much cheaper than a deep copy, it copies only
+    what the fold mutates in place (the top level, the links, each exam and its QC grades); other values, such as
+    ``orders`` or an exam's ``standard_items``, are shared and the fold only ever replaces them."""
+    return {**state, "links": dict(state["links"]),
+            "exams": {i: {**e, "qc": dict(e["qc"])} for i, e in state["exams"].items()}}
 
 
 def evolve(state: dict[str, Any], event: Envelope) -> dict[str, Any]:
@@ -161,7 +168,7 @@ def forwarded(state: dict[str, Any], event: Envelope) -> list[Envelope]:
     if target is None or event.type not in FOLDED or event.type in ("PersonHistoryMerged", "VisitStarted",
                                                                       "PatientUpdated", "PatientLinked"):
         return []
-    after = evolve(copy.deepcopy(state), event)
+    after = evolve(fold_copy(state), event)
     changed = [(i, e) for i, e in sorted(after["exams"].items()) if state["exams"].get(i) != e]
     if not changed:
         return []

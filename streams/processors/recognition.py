@@ -7,7 +7,6 @@ accepting marks the order item "HR" (已互认). :class:`RecognitionStats` count
 """
 from __future__ import annotations
 
-import copy
 import json
 from datetime import date, datetime
 from typing import Any
@@ -123,7 +122,7 @@ class Recognition(Processor[dict[str, Any]]):
     def decide(self, state: dict[str, Any], event: Envelope) -> list[Envelope]:
         if event.type != "ExamItemsResolved" and not (event.type in RECHECK and _open_orders(state)):
             return []
-        after = px.evolve(copy.deepcopy(state), event)
+        after = px.evolve(px.fold_copy(state), event)
         out = []
         for exam_id, result in self._rechecked(after, event):
             exam = after["exams"][exam_id]
