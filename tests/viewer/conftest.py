@@ -45,6 +45,17 @@ def exams(tmp_path_factory) -> Exams:
 
 
 @pytest.fixture(scope="session")
+def our_exams(exams, tmp_path_factory) -> Exams:
+    """The exams on our server even when the run targets Orthanc: token handling only exists on ours (Orthanc runs
+    here without authentication)."""
+    if exams.token != "no-auth":
+        yield exams
+        return
+    with wanying_backend(tmp_path_factory.mktemp("viewer-ours"), [exams.current, exams.prior]) as (base_url, token):
+        yield Exams(base_url, token, exams.current, exams.prior)
+
+
+@pytest.fixture(scope="session")
 def _playwright(playwright_driver):
     return playwright_driver
 

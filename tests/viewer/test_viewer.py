@@ -292,12 +292,10 @@ def test_phone_size_touch(phone, exams):
         page.close()
 
 
-def test_rejected_token_is_explained(desktop, exams):
-    if exams.token == "no-auth":
-        pytest.skip("Orthanc runs here without authentication")
+def test_rejected_token_is_explained(desktop, our_exams):
     page = desktop.new_page()
     try:
-        page.goto(exams.viewer_url().replace(exams.token, "wy_doctor_not-a-token"))
+        page.goto(our_exams.viewer_url().replace(our_exams.token, "wy_doctor_not-a-token"))
         page.wait_for_function("document.querySelector('#statusbar').classList.contains('error')")
         assert page.locator("#statusbar").inner_text() == "影像加载失败：登录已过期，请重新从链接打开本页。"
     finally:
