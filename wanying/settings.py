@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     deadletter_url: str = ""  # default: SQLite in data_dir
     mappings_url: str = ""  # exam-code mapping tables; default: SQLite in data_dir
     dicom_store_url: str = ""  # originals (default: data_dir/objects); s3://bucket/prefix in production
+    dicom_fsync: Literal["each", "batch", "off"] = "each"  # the SCP chooses batch (see pipelines/dicom/scp.py)
     dicom_index_url: str = ""  # the instance index (default: SQLite in data_dir)
     keys_file: Path | None = None  # default: data_dir/keys.json (created on first start; production uses a KMS)
     api_host: str = "127.0.0.1"

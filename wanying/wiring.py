@@ -85,7 +85,8 @@ class Platform:
         from pipelines.storage.objects import open_store
 
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
-        return open_store(self.settings.dicom_store_url or str(self.settings.data_dir.resolve() / "objects"))
+        return open_store(self.settings.dicom_store_url or str(self.settings.data_dir.resolve() / "objects"),
+                          fsync=self.settings.dicom_fsync)
 
     @cached_property
     def dicom_index(self):

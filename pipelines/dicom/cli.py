@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import ssl
 import time
 from dataclasses import dataclass
@@ -32,23 +31,15 @@ class _Wired:
 
 def _wire(store_url: str | None, index_url: str | None, fsync: str = "each") -> _Wired:
     from pipelines.dicom.completion import CompletionDriver
-    from pipelines.dicom.ingest import DicomIngest
-    from pipelines.storage.index import InstanceIndex
-    from pipelines.storage.objects import open_store
     from streams.topics import publish
     from wanying.settings import Settings
-    from wanying.wiring import Platform, make_engine
+    from wanying.wiring import Platform
 
-    platform = Platform(Settings())
-    data_dir = platform.settings.data_dir.resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    store = open_store(store_url or str(data_dir / "objects"), fsync=fsync)
-    index_url = index_url or os.environ.get("WANYING_DICOM_INDEX_URL") or f"sqlite:///{data_dir / 'dicom-index.sqlite'}"
-    index = InstanceIndex(make_engine(index_url))
-    log = platform.log
-    ingest = DicomIngest(store=store, index=index, publish=lambda events: publish(log, events),
-                         dead_letters=platform.dead_letters, keys=platform.keys)
-    return _Wired(platform, ingest, CompletionDriver(index, lambda events: publish(log, events)))
+    settings = Settings()
+    overrides = {"dicom_fsync": fsync, "dicom_store_url": store_url, "dicom_index_url": index_url}
+    platform = Platform(settings.model_copy(update={k: v for k, v in overrides.items() if v}))
+    return _Wired(platform, platform.dicom_ingest,
+                  CompletionDriver(platform.dicom_index, lambda events: publish(platform.log, events)))
 
 
 def _peers(path: Path | None):

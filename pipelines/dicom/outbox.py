@@ -8,13 +8,12 @@ publishing a row twice after a crash appends nothing new: the log ignores an ``e
 from __future__ import annotations
 
 import logging
-import random
 import threading
 from datetime import date, datetime
 from typing import Callable, Sequence
 
 from pipelines.storage.index import InstanceIndex
-from schemas.envelope import Envelope, new_event_id
+from schemas.envelope import Envelope, stable_event_id
 from schemas.events import InstanceRevised, InstanceStored, StudyReceived, StudyReopened
 from schemas.registry import REGISTRY
 
@@ -27,8 +26,8 @@ def events_for(row: dict) -> list[Envelope]:
     at = datetime.fromisoformat(row["received_at"])
 
     def wrap(payload) -> Envelope:
-        seed = f"{type(payload).__name__}|{row['sop_uid']}|{row['dataset_sha256']}"
-        event_id = new_event_id(int(at.timestamp() * 1000), random.Random(seed))
+        event_id = stable_event_id(int(at.timestamp() * 1000), type(payload).__name__, row["sop_uid"],
+                                   row["dataset_sha256"])
         return REGISTRY.new(payload, key=person_key, source=hospital, occurred_at=at, event_id=event_id)
 
     out = []
