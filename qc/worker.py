@@ -1,9 +1,8 @@
 """The live QC edge: score every completed study's series and append one ``QCScored`` per series.
 
 It reads pixels, so it is an edge, not a pure processor. A ``StudyCompleted`` on the log names the study; its
-instances come from the platform's lossless store (the instance index says which object holds which instance) or,
-for studies that never went through ingest (the demo world's hospital files), from a folder laid out as
-``ROOT/<hospital>/<study_uid>/**``. The event id of each score is derived from the study's completion event, the
+instances come from the platform's lossless store (the instance index says which object holds which instance).
+The event id of each score is derived from the study's completion event, the
 series and the protocol version, so scoring again (a restart, a batch re-run) never adds a duplicate, and a new
 protocol version adds a new score next to the old one.
 """
@@ -17,7 +16,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Protocol, Sequence
+from typing import Any, Iterable, Protocol
 
 import pydicom
 
@@ -82,56 +81,9 @@ class StoreSource:
         return io.BytesIO(self.store.get(rows[0].object_sha256)) if rows else None
 
 
-class FolderSource:
-    """Hospital files in ``ROOT/<hospital>/<study_uid>/`` (the demo world writes them so)."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
-
-    def _files(self, study_uid: str, hospital: str) -> list[Path]:
-        folder = self.root / hospital / study_uid
-        return sorted(p for p in folder.rglob("*.dcm") if p.is_file()) if folder.is_dir() else []
-
-    def series_files(self, study: StudyRef) -> dict[str, list[Readable]]:
-        out: dict[str, list[Readable]] = {}
-        for path in self._files(study.study_uid, study.hospital):
-            ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SeriesInstanceUID"])
-            out.setdefault(str(ds.SeriesInstanceUID), []).append(path)
-        return out
-
-    def instance(self, study_uid: str, hospital: str, sop_uid: str) -> Readable | None:
-        for path in self._files(study_uid, hospital):
-            ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SOPInstanceUID"])
-            if str(ds.SOPInstanceUID) == sop_uid:
-                return path
-        return None
-
-
-class FirstFound:
-    """Ask each source in turn; the first that holds the study answers."""
-
-    def __init__(self, sources: Sequence[InstanceSource]) -> None:
-        self.sources = list(sources)
-
-    def series_files(self, study: StudyRef) -> dict[str, list[Readable]]:
-        for source in self.sources:
-            found = source.series_files(study)
-            if found:
-                return found
-        return {}
-
-    def instance(self, study_uid: str, hospital: str, sop_uid: str) -> Readable | None:
-        for source in self.sources:
-            found = source.instance(study_uid, hospital, sop_uid)
-            if found is not None:
-                return found
-        return None
-
-
-def platform_source(platform) -> FirstFound:
-    """The store first, then the demo world's folder in the data directory."""
-    return FirstFound([StoreSource(platform.dicom_index, platform.dicom_store),
-                       FolderSource(Path(platform.settings.data_dir) / "demo")])
+def platform_source(platform) -> StoreSource:
+    """The platform's lossless store (the demo world imports its files there too)."""
+    return StoreSource(platform.dicom_index, platform.dicom_store)
 
 
 # ------------------------------------------------------------------ scoring
