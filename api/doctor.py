@@ -22,6 +22,7 @@ from streams.topics import publish
 
 router = APIRouter(prefix="/api/v1/doctor", tags=["doctor"])
 CHANNEL = "doctor-decision"
+REASON_TEXT = "reason_text"  # encryption context of RecognitionDecided.reason_text
 
 
 class Decision(BaseModel):
@@ -48,6 +49,19 @@ def _audit(request: Request, who: Principal, person_keys: set[str], resource: st
                            key=k, source=who.hospital or "wanying-api", occurred_at=now) for k in sorted(person_keys)]
     if events:
         publish(request.app.state.platform.log, events)
+
+
+def _sealed_reason(request: Request, body: Decision) -> str | None:
+    if body.decision != "declined" or not (body.reason_text or "").strip():
+        return None
+    return request.app.state.platform.keys.encrypt(body.reason_text.strip(), context=REASON_TEXT)
+
+
+def _opened_decisions(request: Request, decisions: list[dict]) -> list[dict]:
+    """The decisions with the doctor's reason text decrypted for the reader (the views hold only ciphertext)."""
+    keys = request.app.state.platform.keys
+    return [{**d, "reason_text": keys.decrypt(d["reason_text"], context=REASON_TEXT) if d.get("reason_text") else None}
+            for d in decisions]
 
 
 def _engine(request: Request):
@@ -106,6 +120,7 @@ def order_items_of(request: Request, order_id: str = Path(min_length=1, max_leng
         raise HTTPException(404, f"no checked order {order_id!r} at {hospital} (its standard items may not be "
                                  "resolved yet, or the views are still catching up)")
     _audit(request, who, {i["person_key"] for i in items}, "order_items")
+    items = [{**i, "decisions": _opened_decisions(request, i["decisions"])} for i in items]
     return {"hospital": hospital, "order_id": order_id, "person_key": items[0]["person_key"], "items": items}
 
 
@@ -131,7 +146,7 @@ def decide(request: Request, body: Decision, order_id: str = Path(min_length=1, 
                            standard_item=standard_item, candidate_study_uid=body.candidate_study_uid,
                            doctor_id=who.name, decision=body.decision,  # type: ignore[arg-type]
                            reason_code=body.reason_code if body.decision == "declined" else None,
-                           reason_text=body.reason_text if body.decision == "declined" else None),
+                           reason_text=_sealed_reason(request, body)),
         key=item["person_key"], source=hospital, occurred_at=datetime.now(timezone.utc))
     publish(request.app.state.platform.log, [event])
     return JSONResponse({"event_id": str(event.event_id), "decision": body.decision}, status_code=202)

@@ -219,9 +219,12 @@ class DuplicateFound(Payload):
     rule_version: ShortText
 
 
-@event("RecognitionDecided", topic="person")
+@event("RecognitionDecided", topic="person", version=2)
 class RecognitionDecided(Payload):
-    """The doctor accepted (已互认) or declined an earlier exam for an ordered item."""
+    """The doctor accepted (已互认) or declined an earlier exam for an ordered item.
+
+    v2: ``reason_text`` is what the doctor typed, which may name the patient, so it is encrypted
+    (context ``reason_text``)."""
 
     hospital: HospitalCode
     order_id: Identifier
@@ -231,7 +234,7 @@ class RecognitionDecided(Payload):
     doctor_id: Identifier
     decision: Literal["accepted", "declined"]
     reason_code: Identifier | None = None
-    reason_text: ShortText | None = None
+    reason_text: Encrypted | None = None
 
 
 # ---------------------------------------------------------------- patient side and audit

@@ -96,7 +96,9 @@ class DoctorStream(StreamBuilder):
                  doctor: str = "D1") -> Envelope:
         return self._at(ev.RecognitionDecided(hospital=hospital, order_id=order_id, person_key=pk,
                                               standard_item=item, candidate_study_uid=study_uid, doctor_id=doctor,
-                                              decision=decision, reason_code=reason, reason_text=text),
+                                              decision=decision, reason_code=reason,
+                                              reason_text=self.keys.encrypt(text, context="reason_text")
+                                              if text else None),
                         pk, at or self.clock + timedelta(minutes=3))
 
     def opened_at(self, pk: str, hospital: str, at: datetime, doctor: str = "D1") -> Envelope:

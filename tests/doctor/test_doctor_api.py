@@ -129,11 +129,14 @@ def test_decline_one_accept_another_and_the_item_shows_hr(env):
     decisions = _events(platform, "RecognitionDecided")
     assert [(d.payload["decision"], d.payload.get("reason_code"), d.payload["doctor_id"], d.key, d.source)
             for d in decisions] == [("declined", "other", "D0101", pk, HF1), ("accepted", None, "D0101", pk, HF1)]
+    sealed = decisions[0].payload["reason_text"]  # the doctor's words are kept only encrypted
+    assert sealed.startswith("enc1.") and "病情" not in sealed and decisions[1].payload.get("reason_text") is None
     client.catch_up()
     items = {i["standard_item"]: i for i in client.get("/api/v1/doctor/orders/O1/items",
                                                        headers=client.as_("doctor")).json()["items"]}
     chest = items[CT_CHEST]
     assert (chest["status"], chest["mark"], chest["label"]) == ("accepted", "HR", "已互认")
+    assert [d["reason_text"] for d in chest["decisions"]] == ["患者病情变化明显", None]
     assert {c["study_uid"]: c["decision"] for c in chest["candidates"]} == {
         studies["older"]: "declined", studies["newer"]: "accepted"}
     stats = client.get("/api/v1/doctor/statistics", params={"hospital": HF1}, headers=client.as_("regulator"))

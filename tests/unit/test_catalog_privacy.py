@@ -9,7 +9,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from pipelines.crypto import Keyring
 from schemas import REGISTRY
 
-SENSITIVE_NAMES = {"name", "patient_name", "findings", "impression"}
+SENSITIVE_NAMES = {"name", "patient_name", "findings", "impression", "text"}
 SENSITIVE_PARTS = ("phone", "mobile", "id_number", "id_card", "idcard", "address", "passport", "ip")
 PLAINTEXTS = ["王小明", "Wang Xiaoming", "13800138000", "11010519491231002X", "合肥市蜀山区长江西路1号", "10.1.2.3"]
 
@@ -47,9 +47,8 @@ def _adapter(field) -> TypeAdapter:
 
 def _is_sensitive(field_name: str) -> bool:
     words = field_name.split("_")
-    return field_name in SENSITIVE_NAMES or "ip" in words or field_name.endswith("_token") or any(
-        part in field_name for part in SENSITIVE_PARTS if part != "ip"
-    )
+    return (field_name in SENSITIVE_NAMES or "ip" in words or field_name.endswith(("_token", "_text")) or any(
+        part in field_name for part in SENSITIVE_PARTS if part != "ip"))
 
 
 SENSITIVE_FIELDS = [

@@ -116,3 +116,22 @@ def test_every_registered_type_has_a_topic_and_a_docstring():
     for etype in REGISTRY:
         assert etype.topic in REGISTRY.topics()
         assert etype.model.__doc__ and etype.model.__doc__.strip(), etype.name
+
+
+DECISION_V1 = {"hospital": "AH-HF-001", "order_id": "O1", "person_key": PK, "standard_item": "CT-CHEST-P",
+               "candidate_study_uid": "1.2.3", "doctor_id": "D1", "decision": "declined", "reason_code": "other"}
+
+
+def test_recognition_decided_v1_without_text_is_upcast():
+    env = REGISTRY.parse_bytes(_bytes(_doc("RecognitionDecided", DECISION_V1, 1)))
+    assert (env.schema_version, env.payload["reason_text"], env.payload["reason_code"]) == (2, None, "other")
+
+
+def test_recognition_decided_v1_with_clear_text_is_refused_not_carried_on():
+    with pytest.raises(SchemaError, match="reason_text in clear"):
+        REGISTRY.parse_bytes(_bytes(_doc("RecognitionDecided", DECISION_V1 | {"reason_text": "患者要求复查"}, 1)))
+
+
+def test_recognition_decided_v2_refuses_clear_text():
+    with pytest.raises(SchemaError, match="reason_text"):
+        REGISTRY.parse_bytes(_bytes(_doc("RecognitionDecided", DECISION_V1 | {"reason_text": "患者要求复查"}, 2)))
