@@ -63,11 +63,8 @@ def start_with_app(app) -> None:
         feed_of(app)
 
 
-def _secret(app) -> bytes:
-    with _FEED_LOCK:
-        if getattr(app.state, "stream_ticket_secret", None) is None:
-            app.state.stream_ticket_secret = secrets.token_bytes(32)
-        return app.state.stream_ticket_secret
+def stream_secret(app) -> bytes:
+    return app.state.platform.keys.purpose_secret("doctor-stream-ticket")
 
 
 def _b64(raw: bytes) -> str:
@@ -99,7 +96,7 @@ def stream_ticket(request: Request, who: Principal = role("doctor")) -> dict:
     if not who.hospital:
         raise HTTPException(403, f"token {who.name!r} is not bound to a hospital; a doctor's token must be")
     feed_of(request.app)  # start tailing now, so nothing between ticket and stream is missed
-    return {"ticket": issue_ticket(_secret(request.app), who), "expires_in": TICKET_SECONDS,
+    return {"ticket": issue_ticket(stream_secret(request.app), who), "expires_in": TICKET_SECONDS,
             "stream": "/api/v1/doctor/stream"}
 
 
@@ -118,7 +115,7 @@ async def stream(request: Request, ticket: str | None = Query(None, max_length=1
     if not ticket:
         raise HTTPException(401, "stream ticket missing; ask for one with POST /api/v1/doctor/stream/ticket",
                             headers={"WWW-Authenticate": "Bearer"})
-    hospital, doctor = check_ticket(_secret(request.app), ticket)
+    hospital, doctor = check_ticket(stream_secret(request.app), ticket)
     feed = await asyncio.to_thread(feed_of, request.app)
     heartbeat = getattr(request.app.state, "stream_heartbeat", HEARTBEAT_SECONDS)
     loop = asyncio.get_running_loop()

@@ -98,6 +98,11 @@ class Keyring:
         digest = hmac.new(self.partition_secret, f"{hospital}|{hospital_patient_id}".encode(), hashlib.sha256)
         return f"h.{hospital}.{digest.hexdigest()[:32]}"
 
+    def purpose_secret(self, purpose: str) -> bytes:
+        """A 32-byte secret for one purpose (e.g. signing stream tickets), the same in every process that loads
+        this key ring, so a ticket one API process signs verifies in another behind the same balancer."""
+        return hmac.new(self.partition_secret, f"wanying-purpose|{purpose}".encode(), hashlib.sha256).digest()
+
     # --- persistence
 
     @classmethod

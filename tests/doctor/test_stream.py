@@ -14,7 +14,7 @@ import uvicorn
 
 from api.app import create_app
 from api.auth import Principal, TokenStore
-from api.doctor_stream import check_ticket, issue_ticket
+from api.doctor_stream import check_ticket, issue_ticket, stream_secret
 from schemas import REGISTRY
 from schemas import events as ev
 from streams.prefetch import FakePrefetchSink, PrefetchHook
@@ -151,6 +151,21 @@ def test_tickets_are_signed_short_lived_and_never_the_bearer_token(live):
     with pytest.raises(Exception, match="expired"):
         check_ticket(secret, old)
     assert check_ticket(secret, issue_ticket(secret, TOKENS["doctor"])) == (HF1, "D0101")
+
+
+def test_a_ticket_from_one_api_process_opens_the_stream_on_another_sharing_the_key_ring(live, tmp_path):
+    """Behind a balancer the ticket request and the stream may reach different processes."""
+    other = Platform(Settings(data_dir=tmp_path / "other", keys_file=live.platform.settings.resolved_keys_file(),
+                              log_fsync="off"))
+    stranger = Platform(Settings(data_dir=tmp_path / "stranger", log_fsync="off"))
+    try:
+        ticket = live.ticket("doctor")
+        assert check_ticket(stream_secret(create_app(other, TokenStore({}))), ticket) == (HF1, "D0101")
+        with pytest.raises(Exception, match="invalid stream ticket"):
+            check_ticket(stream_secret(create_app(stranger, TokenStore({}))), ticket)
+    finally:
+        other.close()
+        stranger.close()
 
 
 def test_each_doctor_gets_their_events_once_the_views_hold_them(live):
