@@ -25,6 +25,7 @@ from schemas.registry import REGISTRY
 from schemas.types import HOSPITAL_CODE_PATTERN, PERSON_KEY_PATTERN, HospitalCode, Identifier
 from streams.processors.daily_counts import hospital_daily_counts
 from streams.processors.history import exam_history, person_links
+from streams.processors.recognition import order_items
 from streams.topics import publish
 from wanying.wiring import Platform
 
@@ -147,8 +148,20 @@ def create_app(platform: Platform, tokens: TokenStore) -> FastAPI:
                     exam_history.c.exam_id,
                 )
             ).mappings().all()
+            items = conn.execute(
+                sa.select(order_items.c.hospital, order_items.c.order_id, order_items.c.standard_item,
+                          order_items.c.status, order_items.c.mark, order_items.c.label)
+                .where(order_items.c.person_key.in_(keys)).order_by(order_items.c.standard_item)
+            ).mappings().all()
+        by_order: dict[tuple[str, str], list[dict]] = {}
+        for item in items:
+            by_order.setdefault((item["hospital"], item["order_id"]), []).append(
+                {k: item[k] for k in ("standard_item", "status", "mark", "label")})
         _audit(platform, who, person_key, "exam_history")
-        return {"person_key": person_key, "count": len(rows), "exams": [dict(r) for r in rows]}
+        # Each ordered exam lists its standard items with their recognition status: 已互认 (mark HR) when the
+        # doctor accepted an earlier exam instead of repeating it.
+        exams = [{**r, "items": by_order.get((r["hospital"], r["order_id"]), [])} for r in rows]
+        return {"person_key": person_key, "count": len(rows), "exams": exams}
 
     @app.get("/api/v1/hospitals/{hospital}/daily-counts", tags=["statistics"])
     def daily_counts(

@@ -137,6 +137,13 @@ def test_decline_one_accept_another_and_the_item_shows_hr(env):
     chest = items[CT_CHEST]
     assert (chest["status"], chest["mark"], chest["label"]) == ("accepted", "HR", "已互认")
     assert [d["reason_text"] for d in chest["decisions"]] == ["患者病情变化明显", None]
+    # The mark shows wherever the order is shown: in the patient's exam list too.
+    exams = client.get(f"/api/v1/patients/{pk}/exams", headers=client.as_("doctor")).json()["exams"]
+    [ordered] = [e for e in exams if e["hospital"] == HF1 and e["order_id"] == "O1"]
+    marks = {i["standard_item"]: (i["mark"], i["label"]) for i in ordered["items"]}
+    assert marks[CT_CHEST] == ("HR", "已互认") and marks.keys() == items.keys()
+    assert all(mark == (None, None) for item, mark in marks.items() if item != CT_CHEST)
+    assert all(e["items"] == [] for e in exams if e["order_id"] != "O1")
     assert {c["study_uid"]: c["decision"] for c in chest["candidates"]} == {
         studies["older"]: "declined", studies["newer"]: "accepted"}
     stats = client.get("/api/v1/doctor/statistics", params={"hospital": HF1}, headers=client.as_("regulator"))
