@@ -18,6 +18,7 @@ from api.doctor_stream import router as doctor_stream_router, start_with_app as 
 from api.his import router as his_router
 from api.interpret import WEB_DIST, router as interpret_router
 from api.qc import router as qc_router
+from api.reports import router as reports_router
 from pipelines.identity import InvalidIdNumber, PlainPerson, person_key_of
 from pipelines.intake import MAX_EVENT_BYTES, Rejected
 from schemas.events import RecordAccessed
@@ -182,6 +183,7 @@ def create_app(platform: Platform, tokens: TokenStore) -> FastAPI:
     start_doctor_feed(app)  # tails at once only when cache nodes are configured (prefetch)
     app.include_router(dicomweb_router)
     app.include_router(qc_router)
+    app.include_router(reports_router)
     # The built pages (web/dist, made by infra/setup.sh); before the first build they are simply 404.
     app.mount("/app", StaticFiles(directory=WEB_DIST, html=True, check_dir=False), name="web")
     return app

@@ -43,7 +43,7 @@ def _hospital_of(who: Principal) -> str:
     return who.hospital
 
 
-def _audit(request: Request, who: Principal, person_keys: set[str], resource: str) -> None:
+def audit_access(request: Request, who: Principal, person_keys: set[str], resource: str) -> None:
     now = datetime.now(timezone.utc)
     events = [REGISTRY.new(RecordAccessed(person_key=k, actor=who.name, role=who.role, resource=resource),
                            key=k, source=who.hospital or "wanying-api", occurred_at=now) for k in sorted(person_keys)]
@@ -97,7 +97,7 @@ def recent_reminders(request: Request, limit: int = Query(20, ge=1, le=50),
         by_reminder.setdefault(e["reminder_id"], []).append(row)
     out = [{**{k: v for k, v in r.items() if k != "study_uids"}, "study_uids": json.loads(r["study_uids"]),
             "exams": by_reminder.get(r["reminder_id"], [])} for r in reminders]
-    _audit(request, who, {r["person_key"] for r in reminders}, "doctor_reminders")
+    audit_access(request, who, {r["person_key"] for r in reminders}, "doctor_reminders")
     return {"hospital": hospital, "doctor_id": who.name, "count": len(out), "reminders": out}
 
 
@@ -119,7 +119,7 @@ def order_items_of(request: Request, order_id: str = Path(min_length=1, max_leng
     if not items:
         raise HTTPException(404, f"no checked order {order_id!r} at {hospital} (its standard items may not be "
                                  "resolved yet, or the views are still catching up)")
-    _audit(request, who, {i["person_key"] for i in items}, "order_items")
+    audit_access(request, who, {i["person_key"] for i in items}, "order_items")
     items = [{**i, "decisions": _opened_decisions(request, i["decisions"])} for i in items]
     return {"hospital": hospital, "order_id": order_id, "person_key": items[0]["person_key"], "items": items}
 

@@ -5,9 +5,10 @@ from streams.processors.history import ExamHistory
 from streams.processors.qc_views import QCScores, QCStats, QCStudies
 from streams.processors.recognition import Recognition, RecognitionStats
 from streams.processors.reminders import DoctorReminders, Reminders
+from streams.processors.reports import ReportTexts
 
 ALL: tuple[type[Processor], ...] = (ExamHistory, HospitalDailyCounts, Reminders, DoctorReminders, Recognition,
-                                    RecognitionStats, QCStudies, QCScores, QCStats)
+                                    RecognitionStats, QCStudies, QCScores, QCStats, ReportTexts)
 
 __all__ = ["Processor", "ViewTable", "ExamHistory", "HospitalDailyCounts", "Reminders", "DoctorReminders",
-           "Recognition", "RecognitionStats", "QCStudies", "QCScores", "QCStats", "ALL"]
+           "Recognition", "RecognitionStats", "QCStudies", "QCScores", "QCStats", "ReportTexts", "ALL"]
