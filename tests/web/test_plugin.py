@@ -104,10 +104,26 @@ def test_plugin_reminds_flags_duplicates_and_records_decisions(world, panel):
     expect(newest).to_contain_text(WH2_NAME)
     expect(newest).to_contain_text("已出终审报告")
     expect(newest).to_contain_text("可互认")
+    # Links open new tabs, which do not share this tab's session: the token rides in the fragment.
     expect(newest.get_by_role("link", name="看影像")).to_have_attribute(
-        "href", f"/app/viewer.html?study={studies[WH2]}")
-    expect(newest.get_by_role("link", name="看报告")).to_be_visible()
+        "href", f"/app/viewer.html?study={studies[WH2]}#token={api.tokens['doctor']}")
     page.screenshot(path=ARTIFACTS / "plugin-2-history.png")
+
+    # One click to the report: the other hospital's signed text, and the way on to the images.
+    with page.context.expect_page() as opened:
+        newest.get_by_role("link", name="看报告").click()
+    report = opened.value
+    report.set_default_timeout(10_000)
+    expect(report.locator("#report-hospital")).to_have_text(WH2_NAME)
+    expect(report.locator("#report-findings")).to_have_text("两肺纹理清晰")
+    expect(report.locator("#report-impression")).to_have_text("胸部CT未见明显异常")
+    expect(report.locator("#report-status")).to_have_text("终审报告")
+    expect(report.locator("#report-critical")).to_be_hidden()
+    expect(report).to_have_url(re.compile(r"/app/report\.html\?hospital=[^#]+$"))  # the token left the address
+    expect(report.get_by_role("link", name="查看影像")).to_have_attribute(
+        "href", re.compile(rf"^/app/viewer\.html\?study={re.escape(studies[WH2])}#token="))
+    report.screenshot(path=ARTIFACTS / "plugin-2b-report.png")
+    report.close()
     history.get_by_role("button", name="知道了").click()
     expect(history).to_be_hidden()
     expect(page.locator("#recent li")).to_have_count(1)

@@ -63,3 +63,10 @@ export function postForm<T>(path: string, form: FormData): Promise<T> {
 export function getJson<T>(path: string): Promise<T> {
   return send<T>(path, { method: "GET" });
 }
+
+// A link to another of our pages that opens in a new tab: a new tab does not share this tab's sessionStorage,
+// so the token travels in the fragment (never sent to a server; the page takes it out of the address at once).
+export function pageLink(path: string): string {
+  const bearer = token();
+  return bearer ? `${path}#token=${encodeURIComponent(bearer)}` : path;
+}

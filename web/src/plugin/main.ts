@@ -1,7 +1,7 @@
 // The HIS plugin: a narrow side panel next to the hospital's HIS. It wakes when the doctor signs in, pops up the
 // patient's exams at other hospitals when the HIS opens a patient, pops up duplicate candidates when an exam is
 // ordered, records accept / decline (with a reason) and shows 已互认 on accepted items.
-import { getJson, postJson, takeTokenFromUrl, token } from "../common/api";
+import { getJson, pageLink, postJson, takeTokenFromUrl, token } from "../common/api";
 import { $, el } from "../common/dom";
 import { errorMessage } from "../common/strings";
 import { openStream } from "./stream";
@@ -41,13 +41,14 @@ const localTime = (iso: string) =>
 
 function links(exam: Exam): HTMLElement {
   const study = encodeURIComponent(exam.study_uid);
-  const box = el("span", { class: "links" },
-    el("a", { href: `/app/viewer.html?study=${study}`, target: "_blank", rel: "noopener" }, T.images));
+  const box = el("span", { class: "links" });
   if (exam.report_id) {
-    const report = encodeURIComponent(exam.report_id);
-    box.append(el("a", { href: `/app/viewer.html?study=${study}&report=${report}`, target: "_blank",
-      rel: "noopener" }, T.report));
+    const report = `hospital=${encodeURIComponent(exam.hospital)}&report=${encodeURIComponent(exam.report_id)}`;
+    box.append(el("a", { href: pageLink(`/app/report.html?${report}`), target: "_blank", rel: "noopener",
+      class: "report-link" }, T.report));
   }
+  box.append(el("a", { href: pageLink(`/app/viewer.html?study=${study}`), target: "_blank", rel: "noopener",
+    class: "images-link" }, T.images));
   return box;
 }
 
