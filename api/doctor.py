@@ -13,7 +13,6 @@ from pydantic import BaseModel, Field
 
 from api.auth import Principal, role
 from schemas.events import RecognitionDecided, RecordAccessed
-from schemas.recognition_rules import default_rules
 from schemas.registry import REGISTRY
 from schemas.types import HOSPITAL_CODE_PATTERN
 from streams.processors.recognition import order_items, recognition_refusals, recognition_stats
@@ -69,9 +68,9 @@ def _engine(request: Request):
 
 
 @router.get("/reasons")
-def reasons(_: Principal = role("doctor", "regulator", "operator")) -> dict:
+def reasons(request: Request, _: Principal = role("doctor", "regulator", "operator")) -> dict:
     """The reasons a doctor may give for declining an earlier result (national list, then local list)."""
-    rules = default_rules()
+    rules = request.app.state.platform.rules
     return {"source": rules.reasons_source, "reasons": [
         {"code": r.code, "name": r.name, "list": r.list, "needs_text": r.needs_text} for r in rules.reasons.values()]}
 
@@ -131,7 +130,7 @@ def decide(request: Request, body: Decision, order_id: str = Path(min_length=1, 
     ``/reasons``; reason ``other`` needs a text. Appends ``RecognitionDecided``."""
     hospital = _hospital_of(who)
     item = next((i for i in _items(request, hospital, order_id) if i["standard_item"] == standard_item), None)
-    problem = default_rules().decision_problem(body.decision, body.reason_code, body.reason_text)
+    problem = request.app.state.platform.rules.decision_problem(body.decision, body.reason_code, body.reason_text)
     if item is None:
         problem = f"order {order_id!r} at {hospital} has no checked item {standard_item!r}"
     elif not any(c["study_uid"] == body.candidate_study_uid for c in item["candidates"]):

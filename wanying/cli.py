@@ -17,9 +17,11 @@ app = typer.Typer(help="Wanying 皖影: regional medical-imaging exchange", no_a
 schemas_app = typer.Typer(help="Event schemas", no_args_is_help=True)
 views_app = typer.Typer(help="Materialized views", no_args_is_help=True)
 dead_app = typer.Typer(help="Dead-letter store", no_args_is_help=True)
+recognition_app = typer.Typer(help="Mutual recognition (互认) rules", no_args_is_help=True)
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(views_app, name="views")
 app.add_typer(dead_app, name="deadletters")
+app.add_typer(recognition_app, name="recognition")
 
 
 def _register_domain_commands() -> None:
@@ -81,6 +83,40 @@ def views_rejects(limit: int = 100) -> None:
     """Log records the projector set aside because they are not valid events (one JSON line each)."""
     for row in _platform().projector.rejects(limit):
         typer.echo(json.dumps(row, ensure_ascii=False))
+
+
+@recognition_app.command("reevaluate")
+def recognition_reevaluate(
+    rules: Path = typer.Option(None, help="rule file to apply (default: the one in force, see "
+                                          "WANYING_RECOGNITION_RULES_FILE)"),
+    out: Path = typer.Option(None, help="write every ordered item as CSV (UTF-8 with BOM, opens in Excel)"),
+) -> None:
+    """Replay the log's orders and decisions under a rule file and compare with the live views: which items would
+    get other candidates, and which 已互认 are no longer justified. Writes nothing to the log or the views."""
+    import contextlib
+    import csv
+
+    from schemas.recognition_rules import load_rules
+    from streams.reevaluate import COLUMNS, reevaluate
+
+    platform = _platform()
+    ruleset = load_rules(rules) if rules else platform.rules
+    counts = dict.fromkeys(("items", "changed", "accepted", "accepted_no_longer_valid"), 0)
+    with contextlib.ExitStack() as files:
+        writer = None
+        if out:
+            writer = csv.DictWriter(files.enter_context(out.open("w", newline="", encoding="utf-8-sig")),
+                                    fieldnames=COLUMNS)
+            writer.writeheader()
+        for review in reevaluate(platform.log, ruleset, platform.projector.engine):
+            counts["items"] += 1
+            counts["changed"] += review.changed
+            counts["accepted"] += review.decision == "accepted"
+            counts["accepted_no_longer_valid"] += review.accepted_still_valid is False
+            if writer:
+                writer.writerow(review.as_row())
+    versions = ",".join(v.version for v in ruleset.versions)
+    typer.echo("reevaluated " + " ".join(f"{k}={v}" for k, v in counts.items()) + f" rule_versions={versions}")
 
 
 @dead_app.command("list")

@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     dicom_store_url: str = ""  # originals (default: data_dir/objects); s3://bucket/prefix in production
     dicom_fsync: Literal["each", "batch", "off"] = "each"  # the SCP chooses batch (see pipelines/dicom/scp.py)
     dicom_index_url: str = ""  # the instance index (default: SQLite in data_dir)
+    # Mutual-recognition rules: an operator's copy of schemas/catalogs/recognition_rules.yaml (windows, levels,
+    # exceptions, reasons), changed without a release; default: the packaged file of labelled defaults.
+    recognition_rules_file: Path | None = None
     keys_file: Path | None = None  # default: data_dir/keys.json (created on first start; production uses a KMS)
     api_host: str = "127.0.0.1"
     api_port: int = 8420

@@ -11,7 +11,8 @@ from pipelines.crypto import Keyring
 from pipelines.deadletter import DeadLetterStore
 from pipelines.intake import EventIntake
 from streams.log.port import EventLog
-from streams.processors import ALL as PROCESSORS
+from schemas.recognition_rules import RuleSet, default_rules, load_rules
+from streams.processors import build_all
 from streams.topics import all_topics, create_topics
 from streams.views.projector import Projector
 from wanying.settings import Settings
@@ -62,8 +63,14 @@ class Platform:
         return make_engine(self.settings.resolved_views_url())
 
     @cached_property
+    def rules(self) -> RuleSet:
+        """The recognition rules in force: the operator's file when configured, else the packaged defaults."""
+        path = self.settings.recognition_rules_file
+        return load_rules(path) if path else default_rules()
+
+    @cached_property
     def projector(self) -> Projector:
-        projector = Projector(self.views_engine, [p() for p in PROCESSORS])
+        projector = Projector(self.views_engine, build_all(self.rules))
         projector.create()
         return projector
 
