@@ -12,7 +12,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from api.auth import Principal, role
+from pipelines.mapping.catalog import default_catalog
 from schemas.events import RecognitionDecided, RecordAccessed
+from schemas.hospitals import default_hospitals
 from schemas.registry import REGISTRY
 from schemas.types import HOSPITAL_CODE_PATTERN
 from streams.processors.recognition import order_items, recognition_refusals, recognition_stats
@@ -170,5 +172,12 @@ def statistics(request: Request, hospital: str | None = Query(None, pattern=HOSP
     totals = {k: sum(r[k] for r in out["recognition_stats"])
               for k in ("duplicates_found", "candidates", "decided", "accepted", "declined")}
     totals["recognition_rate"] = round(totals["accepted"] / totals["decided"], 4) if totals["decided"] else None
+    hospitals, catalog = default_hospitals(), default_catalog()
+    names = {
+        "hospitals": {h: hospitals.name(h) for h in sorted({r["hospital"] for r in out["recognition_stats"]})},
+        "items": {i: catalog.items[i].name if i in catalog.items else i
+                  for i in sorted({r["standard_item"] for r in out["recognition_stats"]})},
+        "reasons": {r.code: r.name for r in request.app.state.platform.rules.reasons.values()},
+    }
     return {"filters": filters, "totals": totals, "rows": out["recognition_stats"],
-            "refusals": out["recognition_refusals"]}
+            "refusals": out["recognition_refusals"], "names": names}
