@@ -255,6 +255,7 @@ def _demo_pages(base: str, tokens: dict[str, str], seed: int, scale: float) -> l
         f"  viewer     {viewer}#token={tokens['doctor']}",
         f"  plugin     {base}/app/plugin.html#token={tokens['doctor']}",
         f"  QC board   {base}/app/qc.html#token={tokens['regulator']}",
+        f"  互认统计   {base}/app/recognition.html#token={tokens['regulator']}",
         f"  report AI  {base}/app/interpret.html#token={tokens['patient']}",
     ]
 
