@@ -13,11 +13,12 @@ import threading
 from datetime import datetime, timezone
 from typing import Iterable
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
-from api.auth import Principal, role
+from api.auth import Principal, require, role
+from api.scope import visible_studies
 from pipelines.dicomweb import access_log
 from pipelines.dicomweb.bundle import MEDIA_TYPE as BUNDLE_MEDIA_TYPE
 from pipelines.dicomweb.multipart import MultipartError, Part, frame_parts, new_boundary, related_content_type
@@ -31,13 +32,28 @@ from schemas.types import DicomUID
 from streams.topics import publish
 
 PREFIX = "/dicomweb"
-READ = ("doctor", "operator", "regulator", "system")
+READ = ("doctor", "operator", "regulator", "system", "patient", "share")
 WRITE = ("system", "operator")
 DICOM_JSON = "application/dicom+json"
 MAX_STOW_BYTES = 2 * 1024**3
 UID = r"^[0-9]+(\.[0-9]+)*$"
 
-router = APIRouter(prefix=PREFIX, tags=["dicomweb"])
+STUDY_UID_KEYS = ("StudyInstanceUID", "0020000D")
+
+
+def _study_scope(request: Request, who: Principal = Depends(require(*READ, *WRITE))) -> None:
+    """Before every route: a patient or share token reaches only its own studies (404 for any other), and its
+    searches are limited to them (see ``_qido``). Each route still checks its own roles."""
+    allowed = visible_studies(request.app.state.platform, who)
+    request.state.visible_studies = allowed
+    if request.method not in ("GET", "HEAD"):
+        return  # stores: no patient or share role may store, which the route's own role check says (403)
+    study = request.path_params.get("study")
+    if allowed is not None and study is not None and study not in allowed:
+        raise HTTPException(404, f"study {study} is not among the studies this token may see")
+
+
+router = APIRouter(prefix=PREFIX, tags=["dicomweb"], dependencies=[Depends(_study_scope)])
 access_log.install()
 _service_lock = threading.Lock()
 
@@ -98,10 +114,23 @@ def audit_search(request: Request, who: Principal, results: list[dict]) -> None:
 # ------------------------------------------------------------------ QIDO-RS
 
 
+def _scoped(params: list[tuple[str, str]], allowed: frozenset[str] | None) -> list[tuple[str, str]] | None:
+    """The query limited to the studies the caller may see (a UID list match); ``None`` when nothing is left."""
+    if allowed is None:
+        return params
+    asked = [uid for k, v in params if k in STUDY_UID_KEYS for uid in v.replace("\\", ",").split(",") if uid]
+    keep = sorted(allowed & set(asked)) if asked else sorted(allowed)
+    if not keep:
+        return None
+    return [(k, v) for k, v in params if k not in STUDY_UID_KEYS] + [("StudyInstanceUID", ",".join(keep))]
+
+
 def _qido(request: Request, who: Principal, level: str, study: str | None = None, series: str | None = None):
+    params = _scoped(list(request.query_params.multi_items()), request.state.visible_studies)
+    if params is None:
+        return Response(status_code=204)
     try:
-        results = service(request).search(level, list(request.query_params.multi_items()), _root(request),
-                                          study=study, series=series)
+        results = service(request).search(level, params, _root(request), study=study, series=series)
     except (QueryError, ValueError) as exc:
         raise _fail(exc) from None
     audit_search(request, who, results)

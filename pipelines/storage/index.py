@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
-from typing import Literal
+from typing import Iterable, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -51,7 +51,7 @@ studies = sa.Table(
     md,
     sa.Column("study_uid", sa.String(64), primary_key=True),
     sa.Column("hospital", sa.String(32), nullable=False),
-    sa.Column("person_key", sa.String(80), nullable=False),
+    sa.Column("person_key", sa.String(80), nullable=False, index=True),  # a patient's own studies
     sa.Column("accession_number", sa.String(64)),
     sa.Column("study_date", sa.String(10)),
     sa.Column("description", sa.String(256)),
@@ -220,6 +220,15 @@ class InstanceIndex:
         with self.engine.connect() as conn:
             r = conn.execute(sa.select(studies).where(studies.c.study_uid == study_uid)).first()
         return StudyRow(**{k: r._mapping[k] for k in StudyRow.__dataclass_fields__}) if r else None
+
+    def study_uids_of(self, person_keys: Iterable[str]) -> list[str]:
+        """The studies stored under any of these person keys (a person and the hospital records linked to them)."""
+        keys = sorted(set(person_keys))
+        if not keys:
+            return []
+        with self.engine.connect() as conn:
+            return list(conn.execute(sa.select(studies.c.study_uid).where(studies.c.person_key.in_(keys))
+                                     .order_by(studies.c.study_uid)).scalars())
 
     def studies_in(self, *statuses: str) -> list[StudyRow]:
         q = sa.select(studies).order_by(studies.c.first_received_at)

@@ -5,6 +5,7 @@ import json
 import os
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.auth import ROLES, TokenStore
+from api.auth import ROLES, Principal, TokenStore, issue_token
 from pipelines.intake import MAX_EVENT_BYTES
 from streams.log.port import LogRecord
 from tests.unit.exam_stream import HF, StreamBuilder, realistic_stream
@@ -43,7 +44,10 @@ def platform(data_dir):
 
 @pytest.fixture
 def tokens(data_dir) -> dict[str, str]:
-    return TokenStore.create_dev(data_dir / "api-tokens.json")
+    tokens = TokenStore.create_dev(data_dir / "api-tokens.json")
+    tokens["share"] = issue_token(data_dir / "api-tokens.json", Principal(
+        "share-1", "share", studies=frozenset({"1.2.840.99.1"}), expires_at=time.time() + 3600))
+    return tokens
 
 
 @pytest.fixture
