@@ -1,8 +1,8 @@
 """DICOMweb under ``/dicomweb``: QIDO-RS, WADO-RS, STOW-RS and the per-series bundle (the fast path).
 
 Roles: doctors, operators and regulators read (regulators review image quality; they never write); ``system``
-tokens (a hospital's PACS or cache node) read and store; operators store too. Patients and share links come
-later with their own scopes. Every request that reads a study's images or metadata appends one ``StudyViewed``
+tokens (a hospital's PACS or cache node) read and store; operators store too. Patients read their own studies
+and share tokens the shared ones (:mod:`api.scope`; anything else is 404). Every request that reads a study's images or metadata appends one ``StudyViewed``
 (one per request, however many frames it carries); a search appends one ``RecordAccessed`` per person found. Reads by
 a ``system`` token (a cache node filling itself) are recorded as ``RecordAccessed`` with resource
 ``dicomweb:cache-fill``: the cache node reports the doctors' own views through ``POST /dicomweb/audit/views``.

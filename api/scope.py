@@ -5,7 +5,6 @@ cannot probe which studies exist."""
 from __future__ import annotations
 
 import sqlalchemy as sa
-from fastapi import HTTPException, Request
 
 from api.auth import Principal
 from streams.processors.history import person_links
@@ -27,8 +26,3 @@ def visible_studies(platform, who: Principal) -> frozenset[str] | None:
         return frozenset(platform.dicom_index.study_uids_of([who.person_key, *linked]))
     return frozenset()
 
-
-def require_study(request: Request, who: Principal, study: str) -> None:
-    allowed = visible_studies(request.app.state.platform, who)
-    if allowed is not None and study not in allowed:
-        raise HTTPException(404, f"study {study} is not among the studies this token may see")
