@@ -18,10 +18,12 @@ schemas_app = typer.Typer(help="Event schemas", no_args_is_help=True)
 views_app = typer.Typer(help="Materialized views", no_args_is_help=True)
 dead_app = typer.Typer(help="Dead-letter store", no_args_is_help=True)
 recognition_app = typer.Typer(help="Mutual recognition (互认) rules", no_args_is_help=True)
+tokens_app = typer.Typer(help="API bearer tokens (only their SHA-256 is stored)", no_args_is_help=True)
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(views_app, name="views")
 app.add_typer(dead_app, name="deadletters")
 app.add_typer(recognition_app, name="recognition")
+app.add_typer(tokens_app, name="tokens")
 
 
 def _register_domain_commands() -> None:
@@ -117,6 +119,31 @@ def recognition_reevaluate(
                 writer.writerow(review.as_row())
     versions = ",".join(v.version for v in ruleset.versions)
     typer.echo("reevaluated " + " ".join(f"{k}={v}" for k, v in counts.items()) + f" rule_versions={versions}")
+
+
+@tokens_app.command("issue")
+def tokens_issue(
+    role: str = typer.Option(..., help="operator | doctor | patient | regulator | system | share"),
+    name: str = typer.Option(..., help="who holds it: a doctor's HIS id, a node's name; shown in audit events"),
+    hospital: str = typer.Option(None, help="the hospital a doctor or system token belongs to"),
+    person_key: str = typer.Option(None, help="patient tokens: whose studies (POST /api/v1/persons/key)"),
+    study: list[str] = typer.Option(None, help="share tokens: a study it opens (repeat the option)"),
+    days: float = typer.Option(None, help="valid for this many days (share tokens: required)"),
+) -> None:
+    """Add a token to the token file and print it once (the file keeps only its hash; restart the API to load it)."""
+    from api.auth import ROLES, Principal, issue_token
+
+    problem = (f"unknown role {role!r} (one of {', '.join(ROLES)})" if role not in ROLES
+               else "a patient token needs --person-key" if role == "patient" and not person_key
+               else "a share token needs --study and --days" if role == "share" and not (study and days)
+               else "a doctor or system token needs --hospital" if role in ("doctor", "system") and not hospital
+               else None)
+    if problem:
+        typer.echo(problem, err=True)
+        raise typer.Exit(2)
+    principal = Principal(name, role, hospital, person_key, frozenset(study) if study else None,
+                          time.time() + days * 86400 if days else None)
+    typer.echo(issue_token(Settings().resolved_tokens_file(), principal))
 
 
 @dead_app.command("list")

@@ -89,3 +89,22 @@ def test_a_share_sees_the_shared_study_until_it_expires(two_patients):
 def test_staff_are_not_limited(two_patients):
     url, tokens, studies = two_patients
     assert _found(_get(url, tokens["doctor"], "/studies")) == set(studies)
+
+
+def test_the_operator_issues_scoped_tokens_from_the_cli(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from wanying.cli import app
+
+    monkeypatch.setenv("WANYING_DATA_DIR", str(tmp_path))
+    (tmp_path / "api-tokens.json").write_text('{"tokens": []}')
+    cli = CliRunner()
+    refused = cli.invoke(app, ["tokens", "issue", "--role", "share", "--name", "s-1", "--study", "1.2.3"])
+    assert refused.exit_code == 2 and "needs --study and --days" in refused.output
+    issued = cli.invoke(app, ["tokens", "issue", "--role", "share", "--name", "s-1", "--study", "1.2.3",
+                              "--study", "1.2.4", "--days", "7"])
+    assert issued.exit_code == 0, issued.output
+    who = TokenStore.load(tmp_path / "api-tokens.json").principal(issued.output.strip())
+    assert (who.role, who.studies) == ("share", frozenset({"1.2.3", "1.2.4"}))
+    assert 6.9 * 86400 < who.expires_at - time.time() <= 7 * 86400
+    assert issued.output.strip() not in (tmp_path / "api-tokens.json").read_text()  # only the hash is kept
