@@ -9,8 +9,10 @@ from scipy import ndimage as ndi
 from qc import protocol as P
 from qc.exam import RADIOGRAPH_MODALITIES, Exam
 from qc.measures import factor_for
+from qc.volumetric import plane
 
 CONFIDENT = 0.6  # image evidence needed to overrule the tags
+CONFIDENT_AGAINST_CONSISTENT = 0.8  # ... when the body-part tag and a description both name the same protocol
 
 
 @dataclass
@@ -29,7 +31,7 @@ def _kind(modality: str) -> str:
 def from_tags(exam: Exam) -> list[str]:
     """Protocols whose tag vocabulary matches best; several when the tags cannot tell them apart."""
     t = exam.tags
-    text = " ".join(t.get(k, "") for k in ("StudyDescription", "SeriesDescription", "ProtocolName")).upper()
+    text = _description(exam)
     body = t.get("BodyPartExamined", "").upper()
     view = t.get("ViewPosition", "").upper()
     scores = {}
@@ -41,7 +43,7 @@ def from_tags(exam: Exam) -> list[str]:
             s += 2
         if view and view in [v.upper() for v in p.tags.get("view", [])]:
             s += 1
-        hits = [d for d in p.tags.get("description", []) if d.upper() in text]
+        hits = [d for d in p.tags.get("description", []) if _squeeze(d) in text]
         if hits:
             s += 1 + 0.1 * max(len(h) for h in hits)  # the more specific keyword wins (腰椎侧 over 腰椎)
         if s >= 2:
@@ -50,6 +52,27 @@ def from_tags(exam: Exam) -> list[str]:
         return []
     best = max(scores.values())
     return sorted(k for k, v in scores.items() if v == best)
+
+
+def consistent(exam: Exam, protocol_id: str) -> bool:
+    """BodyPartExamined and a description (study, series or protocol name) both name this protocol: two
+    independent entries agreeing, which the image must be surer to overrule."""
+    t = exam.tags
+    tags = P.get(protocol_id).tags
+    body = t.get("BodyPartExamined", "").upper()
+    text = _description(exam)
+    return (bool(body) and body in [b.upper() for b in tags.get("body_part", [])]
+            and any(_squeeze(d) in text for d in tags.get("description", [])))
+
+
+def _squeeze(text: str) -> str:
+    return "".join(text.split()).upper()
+
+
+def _description(exam: Exam) -> str:
+    """Study, series and protocol descriptions, upper case, without spaces ("膝关节 侧位" is "膝关节侧位"),
+    separated so that a keyword cannot straddle two of them."""
+    return "|".join(_squeeze(exam.tags.get(k, "")) for k in ("StudyDescription", "SeriesDescription", "ProtocolName"))
 
 
 def _margin(value: float, threshold: float, scale: float) -> float:
@@ -123,7 +146,6 @@ def _volume_guess2(exam: Exam) -> tuple[str, float]:
     f = factor_for(vol.shape, 96)
     small = vol[:, ::f, ::f]
     mm = exam.spacing[2] * f
-    iop = exam.tags.get("ImageOrientationPatient", "")
     if exam.modality == "CT":
         body = small > -500
         width = float(body.any(axis=1).sum(axis=1).max()) * mm
@@ -134,14 +156,18 @@ def _volume_guess2(exam: Exam) -> tuple[str, float]:
         filled = fill_slices(body)
         lung = float(((small < -400) & filled).sum() / max(filled.sum(), 1))
         return ("ct_chest", 0.5 + (lung - 0.1) * 3) if lung > 0.1 else ("ct_upper_abdomen", 0.5 + (0.1 - lung) * 5)
-    if iop:
-        v = [float(x) for x in iop.split(",")]
-        normal = np.abs(np.cross(v[:3], v[3:]))
-        if normal[0] > 0.7:
-            return "mr_lumbar", 0.9
     from qc.mr import foreground
 
     fg = foreground(small)
+    middle = fg[[int(round(f * (len(fg) - 1))) for f in (0.4, 0.5, 0.6)]]
+    if plane(exam) == "sagittal":
+        # a trunk runs through the top of the field, a head has air above its vertex (a sagittal series is
+        # routine for the head too: orientation alone does not make it a spine)
+        through_top = float(middle[:, :2].any(axis=(1, 2)).mean())
+        return ("mr_lumbar", 0.9) if through_top > 0.5 else ("mr_head", 0.8)
+    cut_sides = float((middle[:, :, :2].any(axis=(1, 2)) & middle[:, :, -2:].any(axis=(1, 2))).mean())
+    if cut_sides > 0.5:  # wider than the field: a trunk (a head has air around it), its level unknown here
+        return "mr_upper_abdomen", 0.3
     width = float(fg.any(axis=1).sum(axis=1).max()) * mm
     return ("mr_head", 0.5 + (230 - width) / 100) if width < 230 else ("mr_upper_abdomen", 0.5 + (width - 230) / 100)
 
@@ -158,7 +184,8 @@ def decide(exam: Exam) -> Decision:
         return Decision(guess, "tags", tag_guess or guess, guess, conf)
     if tag_guess and guess is not None:
         other_group = GROUPS.get(tag_guess, tag_guess) != GROUPS.get(guess, guess)
-        if (other_group and group_conf >= CONFIDENT) or conf >= CONFIDENT:
+        bar = CONFIDENT_AGAINST_CONSISTENT if consistent(exam, tag_guess) else CONFIDENT
+        if (other_group and group_conf >= bar) or conf >= bar:
             return Decision(guess, "image (tags contradicted)", tag_guess, guess, conf)
         return Decision(tag_guess, "tags (image unsure)", tag_guess, guess, conf)
     if tag_guess:

@@ -7,7 +7,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from qc.exam import Exam
-from qc.measures import block_mean, factor_for, ghost_index, largest_components
+from qc.measures import block_mean, factor_for, ghost_index, in_original, largest_components
 from qc.scoring import Measurement
 from qc import volumetric as V
 
@@ -57,7 +57,11 @@ def noise_hu(vol: np.ndarray, body: np.ndarray, factor: int) -> Measurement:
         cut = np.percentile(sd[soft], 20)
         vals.append(cut * (2 if factor > 2 else 1))
         ys, xs = np.nonzero(soft & (sd <= cut))
-        where = {"slice": i, "pixel": [int(ys[0]), int(xs[0])]}
+        k = len(ys) // 2
+        read = 2 if factor > 2 else 1  # the slice was read at half resolution: back to original pixels
+        where = {"slice": i, "pixel": [int(ys[k]) * read, int(xs[k]) * read],
+                 "bbox": [(int(ys[k]) - 2) * read, (int(xs[k]) - 2) * read, (int(ys[k]) + 3) * read,
+                          (int(xs[k]) + 3) * read]}
     return Measurement(float(np.median(vals)) if vals else float("nan"), where)
 
 
@@ -107,12 +111,24 @@ def ring(vol: np.ndarray) -> Measurement:
     return Measurement(best, where)
 
 
-def motion(vol: np.ndarray, mm: float) -> Measurement:
+def motion(vol: np.ndarray, mm: float, directional: bool = False) -> Measurement:
+    """Ghost strength on the middle slices. Thin slabs outside the patient (the table) are blanked first: their
+    long straight edges would carry most of the energy and hide a ghost displaced along them. ``directional``
+    (a protocol setting, for a wide flat trunk whose own outline does the same) also reads the edges by
+    orientation and keeps the stronger reading."""
     f = factor_for(vol.shape, 256)
+    thin = max(1, int(round(4 / (mm * f))))
     values = []
     for i in V.middle_slices(vol.shape[0]):
         s = np.clip(block_mean(vol[i], f), -1000, 1000)
-        values.append(ghost_index(s, max_lag_fraction=0.08)[0])
+        dense = s > -500
+        body = ndi.binary_fill_holes(largest_components(ndi.binary_opening(dense, iterations=thin), 1))
+        slabs = dense & ~ndi.binary_dilation(body, iterations=2)  # outside the patient only (lungs are inside)
+        keep = ~ndi.binary_dilation(slabs, iterations=3)
+        value = ghost_index(s, max_lag_fraction=0.08, mask=keep)[0]
+        if directional:
+            value = max(value, ghost_index(s, max_lag_fraction=0.08, mask=keep, split=True)[0])
+        values.append(value)
     return Measurement(float(np.median(values)), {"slices": V.middle_slices(vol.shape[0])})
 
 
@@ -127,13 +143,10 @@ def measure(exam: Exam, params: dict) -> dict[str, Measurement]:
         "truncation_fraction": truncation(body),
         "roll_deg": V.roll(body),
         "ring_hu": ring(vol),
-        "ghost_ratio": motion(vol, exam.spacing[1]),
+        "ghost_ratio": motion(vol, exam.spacing[1], params.get("motion_reading") == "directional"),
         "sharpness_ratio": V.sharpness(vol, -1000, 1500),
     }
     out["noise_hu"] = noise_hu(vol, body, factor)
     out["metal_streak_hu"] = metal_streak(vol, out["noise_hu"].value)
-    for key in ("organ_end_fraction",):
-        m = out[key]
-        if m.where and m.where.get("bbox"):
-            m.where["bbox"] = [v * factor for v in m.where["bbox"]]
+    out["organ_end_fraction"].where = in_original(out["organ_end_fraction"].where, factor)
     return out

@@ -6,7 +6,7 @@ from scipy import ndimage as ndi
 
 from qc import volumetric as V
 from qc.exam import Exam
-from qc.measures import factor_for, largest_components, noise_sigma, otsu
+from qc.measures import factor_for, in_original, largest_components, noise_sigma, otsu
 from qc.radiograph import spine_band, vertebra_count
 from qc.scoring import Measurement
 
@@ -56,6 +56,15 @@ def wrap(fg: np.ndarray, axis: int) -> Measurement:
     return Measurement(float(both[k]), {"slice": k} if both[k] > 0 else None)
 
 
+def top_edge_contact(fg: np.ndarray) -> Measurement:
+    """Share of the top rows covered by the object on the middle slices (sagittal): 0 when the vertex is in."""
+    idx = V.middle_slices(fg.shape[0])
+    share = [float(fg[i, :2].any(axis=0).mean()) for i in idx]
+    k = int(np.argmax(share))
+    return Measurement(float(np.median(share)), {"edge": "top", "slice": idx[k]} if share[k] > 0 else None,
+                       note="sagittal series: vertex at the top edge")
+
+
 def nonuniformity(small: np.ndarray, fg: np.ndarray) -> Measurement:
     """Spread of the very smooth (normalised-convolution) signal inside the object: a bias field's signature."""
     vals = []
@@ -93,7 +102,12 @@ def measure(exam: Exam, params: dict) -> dict[str, Measurement]:
     mm = exam.spacing[1] * factor
     out = {"missing_slices": V.missing_slices(exam.positions), "roll_deg": V.roll(fg)}
     kind = params.get("mask", "body")
-    if kind == "spine":
+    if kind != "spine" and V.plane(exam) == "sagittal":
+        # a sagittal series of an axial protocol (the head's routine T1 sagittal): the range runs across the
+        # slices, so coverage is the vertex inside the field, and the section's long axis says nothing of roll
+        out["organ_end_fraction"] = top_edge_contact(fg)
+        out["roll_deg"] = Measurement(float("nan"), note="not read on a sagittal series")
+    elif kind == "spine":
         mid = small[small.shape[0] // 2]
         smooth = ndi.gaussian_filter(mid / max(float(mid.max()), 1e-6), 1.0)
         out["vertebra_count"] = vertebra_count(smooth, mm, spine_band(smooth, fg[small.shape[0] // 2], mm))
@@ -106,6 +120,9 @@ def measure(exam: Exam, params: dict) -> dict[str, Measurement]:
     out["wrap_fraction"] = wrap(fg, axis)
     out["nonuniformity"] = nonuniformity(small, fg)
     out["snr"] = snr(vol, fg, factor)
+    for key in ("vertebra_count", "organ_end_fraction"):
+        if key in out:
+            out[key].where = in_original(out[key].where, factor)
     top = float(np.percentile(small, 99.5))
     out["sharpness_ratio"] = V.sharpness(vol / max(top, 1e-6), 0.0, 10.0)
     return out

@@ -32,6 +32,7 @@ class Check:
     pass_: float
     fail: float
     weight: float
+    source: str = ""  # where this check's threshold comes from, when it differs from the protocol's source
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ def parse(doc: dict, where: str = "protocol") -> Protocol:
         cw = f"{where} check {i}"
         check = Check(_require(c, "id", cw), _require(c, "dimension", cw), _require(c, "measure", cw),
                       _require(c, "label", cw), _require(c, "direction", cw), float(_require(c, "pass", cw)),
-                      float(_require(c, "fail", cw)), float(c.get("weight", 1.0)))
+                      float(_require(c, "fail", cw)), float(c.get("weight", 1.0)), str(c.get("source", "")))
         if check.dimension not in DIMENSIONS:
             raise ProtocolError(f"{cw}: dimension '{check.dimension}' not in {DIMENSIONS}")
         if check.direction not in ("max", "min"):

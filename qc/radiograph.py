@@ -9,6 +9,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from scipy import signal, stats
 
+from qc import chest
 from qc.exam import Exam
 from qc.measures import bbox, block_mean, edge_sharpness, factor_for, ghost_index, largest_components, noise_sigma
 from qc.scoring import Measurement
@@ -211,6 +212,11 @@ def measure(exam: Exam, params: dict) -> dict[str, Measurement]:
     else:
         out["anatomy_edge_contact"] = edge_contact(r.target(target), params.get("forbidden_edges", EDGES))
     out["tilt_deg"] = tilt(r)
+    if params.get("landmarks") == "chest":
+        th = chest.thorax(r.norm, r.lungs, r.factor)
+        missing = Measurement(float("nan"), note="two lung fields not found")
+        out["clavicle_asymmetry"] = chest.rotation(th) if th else missing
+        out["posterior_ribs"] = chest.inspiration(th) if th else missing
     g, lag = ghost_index(r.norm)
     out["ghost_ratio"] = Measurement(g, {"lag_px": [lag[0] * r.factor, lag[1] * r.factor]})
     out["metal_fraction"] = metal(r)

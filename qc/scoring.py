@@ -74,7 +74,8 @@ def score(protocol: Protocol, measurements: dict[str, Measurement], body_part_so
         m = measurements.get(check.measure)
         if m is None or m.value != m.value:  # not measurable here: neutral, and said so
             results.append(CheckResult(check.id, check.label, check.dimension, check.measure, None, check.pass_,
-                                       check.fail, check.direction, 100.0, True, None, "not measured"))
+                                       check.fail, check.direction, 100.0, True, None,
+                                       f"not measured ({m.note})" if m is not None and m.note else "not measured"))
             continue
         s = check_score(check, m.value)
         passed = (m.value <= check.pass_) if check.direction == "max" else (m.value >= check.pass_)

@@ -8,6 +8,16 @@ from qc.measures import bbox, edge_sharpness, principal_angle
 from qc.scoring import Measurement
 
 
+def plane(exam) -> str:
+    """'axial', 'sagittal' or 'coronal' from the slice normal (ImageOrientationPatient); axial when unknown."""
+    iop = exam.tags.get("ImageOrientationPatient", "")
+    if not iop:
+        return "axial"
+    v = [float(x) for x in iop.split(",")]
+    normal = np.abs(np.cross(v[:3], v[3:]))
+    return ("sagittal", "coronal", "axial")[int(np.argmax(normal))]
+
+
 def downsample_volume(vol: np.ndarray, factor: int) -> np.ndarray:
     """In-plane downsampling for masks: mean of four samples per block (a quarter of the data read)."""
     if factor <= 1:

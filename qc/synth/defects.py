@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-XR_DEFECTS = {"cropped": "coverage", "wrong_body_part": "coverage", "rotation": "positioning",
+XR_DEFECTS = {"cropped": "coverage", "wrong_body_part": "coverage", "tilt": "positioning",
               "motion_ghost": "artefact", "metal": "artefact", "blur": "clarity", "noise": "clarity",
               "underexposure": "clarity", "overexposure": "clarity"}
 CT_DEFECTS = {"cropped": "coverage", "missing_slices": "coverage", "truncation": "coverage",
@@ -19,8 +19,14 @@ MR_DEFECTS = {"cropped": "coverage", "missing_slices": "coverage", "wrong_body_p
               "rotation": "positioning", "motion_ghost": "artefact", "wrap_around": "artefact",
               "bias_field": "artefact", "blur": "clarity", "noise": "clarity"}
 
+# chest PA only: the patient turned about the vertical axis (clavicle heads asymmetric about the spinous
+# processes) and a shallow breath (diaphragm domes higher, fewer posterior ribs above them)
+CHEST_DEFECTS = {"rotation": "positioning", "poor_inspiration": "positioning"}
+
 # rendering parameters per severity
-XR_TILT = {1: 5.0, 2: 9.0, 3: 15.0}
+XR_TILT = {1: 5.0, 2: 9.0, 3: 15.0}  # in-plane, degrees
+CHEST_ROTATION = {1: 3.0, 2: 6.0, 3: 10.0}  # about the vertical axis, degrees
+DIAPHRAGM_RAISE = {1: 30.0, 2: 55.0, 3: 85.0}  # mm: about 1.2, 2.3 and 3.5 posterior ribs fewer
 XR_CROP_SHIFT = {  # mm the anatomy moves (x, y) per severity: costophrenic angles, flanks, upper vertebrae
     "chest_pa": {1: (0, 72), 2: (0, 95), 3: (0, 120)},
     "abdomen_erect": {1: (40, 0), 2: (60, 0), 3: (85, 0)},

@@ -33,6 +33,8 @@ class Case:
 
 
 def defects_for(bp: str) -> dict[str, str]:
+    if bp == "chest_pa":
+        return {**D.XR_DEFECTS, **D.CHEST_DEFECTS}
     return D.XR_DEFECTS if bp in XR.LAYOUTS else D.CT_DEFECTS if bp.startswith("ct") else D.MR_DEFECTS
 
 
@@ -47,7 +49,7 @@ def plan(per_class: int, body_parts=BODY_PARTS, real: bool = True) -> list[Case]
     if real and "chest_pa" in body_parts:
         k = max(1, per_class // 2)
         cases += [Case("chest_pa", "none", 0, real=True) for _ in range(2 * k)]
-        for defect in ("cropped", "rotation", "motion_ghost", "metal", "blur", "noise", "underexposure", "overexposure"):
+        for defect in ("cropped", "tilt", "motion_ghost", "metal", "blur", "noise", "underexposure", "overexposure"):
             cases += [Case("chest_pa", defect, sev, real=True) for sev in (1, 2, 3) for _ in range(k)]
     return cases
 
@@ -71,11 +73,16 @@ def _wrong_part(bp: str, rng) -> str:
 def radiograph_case(case: Case, rng) -> tuple[np.ndarray, float]:
     bp, d, s = case.body_part, case.defect, case.severity
     layout = XR.LAYOUTS[bp]
-    tilt = D.XR_TILT[s] * rng.choice([-1, 1]) if d == "rotation" else 0.0
+    tilt = D.XR_TILT[s] * rng.choice([-1, 1]) if d == "tilt" else 0.0
     shift = D.XR_CROP_SHIFT[bp][s] if d == "cropped" else (0.0, 0.0)
     if d == "cropped" and bp in ("abdomen_erect", "knee_ap", "knee_lat"):
         shift = (shift[0] * rng.choice([-1, 1]), shift[1])
-    v = XR.expose(XR.render(bp, rng, tilt, shift), rng)
+    anatomy = {}
+    if d == "rotation":
+        anatomy["rotation"] = D.CHEST_ROTATION[s] * rng.choice([-1, 1])
+    elif d == "poor_inspiration":
+        anatomy["diaphragm_raise"] = D.DIAPHRAGM_RAISE[s]
+    v = XR.expose(XR.render(bp, rng, tilt, shift, **anatomy), rng)
     return _radiograph_defect(v, case, rng, XR.FULL_SCALE), layout.spacing
 
 
@@ -108,7 +115,7 @@ def real_chest_case(case: Case, rng):
     d, s = case.defect, case.severity
     if d == "cropped":
         v = v[int(v.shape[0] * D.REAL_CROP_FRACTION[s]):]
-    elif d == "rotation":
+    elif d == "tilt":
         v = ndi.rotate(v, D.XR_TILT[s] * rng.choice([-1, 1]), reshape=False, order=1, mode="nearest")
     else:
         v = _radiograph_defect(v, case, rng, fs)

@@ -2,7 +2,9 @@
 
 Each phantom is a sum of projected ellipsoids/superellipses (thickness ~ sqrt(1-r^2)), so bone edges are sharp
 and soft tissue shades smoothly, like a real film. Geometry (tilt, shift) is applied to the coordinates, so
-rotation and off-centre cropping are rendered, not pasted on.
+in-plane tilt and off-centre cropping are rendered, not pasted on. The chest also takes a rotation about the
+vertical axis (each structure moves sideways by its depth times sin(angle): the anterior clavicle heads one way,
+the posterior spinous processes the other) and the height of the diaphragm domes (inspiration).
 """
 from __future__ import annotations
 
@@ -45,15 +47,17 @@ class Canvas:
         self.y = (-x * np.sin(t) + y * np.cos(t)).astype(np.float32)
         self.a = np.zeros_like(self.x)
 
-    def blob(self, cx, cy, ax, by, mu, p=2.0, angle=0.0, step=0.0):
+    def blob(self, cx, cy, ax, by, mu, p=2.0, angle=0.0, step=0.0, above=None):
         """Add a projected (super)ellipsoid: thickness sqrt(1 - r^p) inside; ``step`` adds a sharp rim
-        (cortical bone edges are steps on a film, soft tissue fades out)."""
+        (cortical bone edges are steps on a film, soft tissue fades out); ``above`` (rows of y) keeps only the
+        part above that line (a lung above its diaphragm dome)."""
         x, y = self.x - cx, self.y - cy
         if angle:
             t = np.radians(angle)
             x, y = x * np.cos(t) + y * np.sin(t), -x * np.sin(t) + y * np.cos(t)
         r = (np.abs(x / ax) ** p + np.abs(y / by) ** p)
-        self.a += mu * ((1 - step) * np.sqrt(np.clip(1 - r, 0, 1)) + step * (r <= 1))
+        add = mu * ((1 - step) * np.sqrt(np.clip(1 - r, 0, 1)) + step * (r <= 1))
+        self.a += add if above is None else add * (self.y < above)
 
     def band(self, x0, y0, x1, y1, half, mu, step=0.5):
         """A bone-like bar between two points with a rounded cross-section."""
@@ -67,11 +71,12 @@ class Canvas:
         profile = (1 - step) * np.sqrt(np.clip(1 - (across / half) ** 2, 0, 1)) + step * (across <= half)
         self.a += mu * inside * profile
 
-    def arc(self, y0, curve, half, mu, xmin, xmax):
-        """A rib: the band |y - (y0 + curve*x^2)| < half for xmin < |x| < xmax."""
-        centre = y0 + curve * self.x**2
+    def arc(self, y0, curve, half, mu, xmin, xmax, x0=0.0):
+        """A rib: the band |y - (y0 + curve*(x-x0)^2)| < half for xmin < |x-x0| < xmax."""
+        x = self.x - x0
+        centre = y0 + curve * x**2
         d = np.abs(self.y - centre) / half
-        inside = (np.abs(self.x) > xmin) & (np.abs(self.x) < xmax)
+        inside = (np.abs(x) > xmin) & (np.abs(x) < xmax)
         self.a += mu * inside * (0.5 * np.sqrt(np.clip(1 - d**2, 0, 1)) + 0.5 * (d <= 1))
 
 
@@ -79,19 +84,36 @@ def _texture(shape, rng, sigma, amp):
     return amp * ndi.gaussian_filter(rng.standard_normal(shape).astype(np.float32), sigma) * sigma
 
 
-def chest_pa(c: Canvas, rng):
+CLAVICLE_HEAD_X = 30.0  # mm from the midline to each medial clavicle end
+RIB_SPACING = 24.0  # mm between posterior ribs at the mid-lung line
+DOME_Y = (95.0, 105.0)  # right and left hemidiaphragm peaks (mm, y down): about ten posterior ribs above
+DEPTH = {"clavicle_head": -60.0, "clavicle_tip": -10.0, "heart": -30.0, "vertebra": 30.0, "spinous": 75.0,
+         "rib": 50.0}  # mm behind the rotation axis (+ posterior): how far each moves sideways when rotated
+
+
+def chest_pa(c: Canvas, rng, rotation: float = 0.0, diaphragm_raise: float = 0.0):
+    """``rotation``: degrees about the vertical axis; ``diaphragm_raise``: mm the domes sit higher (poor
+    inspiration)."""
+    s = np.sin(np.radians(rotation))
+    dx = {k: d * s for k, d in DEPTH.items()}
     c.blob(0, 30, 172, 255, 1.0, p=3, step=0.5)
     c.blob(0, -190, 45, 60, 0.4)  # neck
-    c.blob(-76, -12, 62, 124, -0.75, p=2.3)
-    c.blob(78, -8, 60, 120, -0.75, p=2.3)
-    c.blob(25, 58, 60, 52, 0.42)  # heart
+    jitter = rng.uniform(-4, 4)
+    for side, (cx, cy, ax, by), peak, dome_y in ((-1, (-76, -12, 62, 124), -70, DOME_Y[0]),
+                                                (1, (78, -8, 60, 120), 75, DOME_Y[1])):
+        dome = dome_y + jitter - diaphragm_raise + 0.006 * (c.x - peak) ** 2
+        c.blob(cx, cy, ax, by, -0.75, p=2.3, above=dome)
+    c.blob(25 + dx["heart"], 58, 60, 52, 0.42)  # heart
     c.blob(0, -40, 26, 110, 0.3)  # mediastinum
     for k in range(16):
-        c.blob(0, -205 + 26 * k, 18, 10.5, 0.35, p=4, step=0.5)
+        y = -205 + 26 * k
+        c.blob(dx["vertebra"], y, 18, 10.5, 0.2, p=4, step=0.2)
+        c.blob(dx["spinous"], y + 9, 4.5, 7.5, 0.3, step=0.5)  # spinous process, projected over the body
     for side in (-1, 1):
-        c.band(side * 18, -150, side * 125, -170, 5.5, 0.35)  # clavicles
-    for k in range(10):
-        c.arc(-135 + 24 * k, 0.0035, 4.5, 0.15, 18, 160)
+        c.band(side * CLAVICLE_HEAD_X + dx["clavicle_head"], -124, side * 125 + dx["clavicle_tip"], -150, 5.5, 0.4)
+        c.blob(side * (CLAVICLE_HEAD_X + 3) + dx["clavicle_head"], -124, 7, 7.5, 0.15)  # the bulbous head
+    for k in range(12):  # posterior ribs, the first at the apex
+        c.arc(-150 + RIB_SPACING * k, 0.0035, 4.5, 0.15, 18, 160, x0=dx["rib"])
     c.a += _texture(c.a.shape, rng, 4, 0.01) * (c.a < 0.7)
 
 
@@ -179,15 +201,16 @@ PHANTOMS = {"chest_pa": chest_pa, "abdomen_erect": abdomen_erect, "lumbar_ap": l
             "lumbar_lat": lumbar_lat, "knee_ap": knee_ap, "knee_lat": knee_lat}
 
 
-def render(body_part: str, rng: np.random.Generator, tilt: float = 0.0, shift=(0.0, 0.0)) -> np.ndarray:
-    """Attenuation map of one phantom with small anatomical variation per case."""
+def render(body_part: str, rng: np.random.Generator, tilt: float = 0.0, shift=(0.0, 0.0), **anatomy) -> np.ndarray:
+    """Attenuation map of one phantom with small anatomical variation per case; ``anatomy`` goes to the phantom
+    (chest: rotation, diaphragm_raise)."""
     layout = LAYOUTS[body_part]
     jitter = (rng.uniform(-4, 4), rng.uniform(-4, 4))
     canvas = Canvas(layout, tilt + rng.uniform(-1, 1), (shift[0] + jitter[0], shift[1] + jitter[1]))
     scale = rng.uniform(0.96, 1.04)
     canvas.x /= scale
     canvas.y /= scale
-    PHANTOMS[body_part](canvas, rng)
+    PHANTOMS[body_part](canvas, rng, **anatomy)
     return canvas.a
 
 

@@ -44,7 +44,7 @@ def test_small_evaluation_prints_every_line_and_meets_floors(tmp_path):
     assert lines[-1].startswith("qc_eval body_part_accuracy=") and accuracy >= 0.9
 
     # the explained score of one defective case, as JSON
-    file = next(r["file"] for r in rows if r["defect"] == "rotation" and r["severity"] == "3")
+    file = next(r["file"] for r in rows if r["defect"] == "tilt" and r["severity"] == "3")
     out = CliRunner().invoke(app, ["score", str(tmp_path / file)])
     assert out.exit_code == 0, out.output
     result = json.loads(out.output)

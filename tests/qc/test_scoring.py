@@ -29,7 +29,7 @@ def test_a_failed_check_is_explained_with_value_threshold_and_place():
     assert "0.3" in c.explanation and "0.01" in c.explanation and "bottom" in c.explanation
     assert result.dimensions["coverage"] < 50 and result.dimensions["clarity"] == 100
     d = result.to_dict()
-    assert d["failed"] == ["lung_fields_in_field"] and d["protocol_version"] == "1.0.0"
+    assert d["failed"] == ["lung_fields_in_field"] and d["protocol_version"] == get("chest_pa").version
 
 
 def test_clean_measurements_grade_top_and_a_ruined_dimension_rejects():
@@ -47,3 +47,10 @@ def test_unmeasurable_check_is_neutral_and_says_so():
     result = score(get("chest_pa"), m)
     c = next(c for c in result.checks if c.id == "body_part_matches_tags")
     assert c.passed and c.value is None and c.explanation == "not measured"
+
+
+def test_a_landmark_not_found_is_neutral_and_says_why():
+    m = _clean_measurements()
+    m["posterior_ribs"] = Measurement(float("nan"), note="not read: diaphragm dome not clear")
+    c = next(c for c in score(get("chest_pa"), m).checks if c.id == "inspiration")
+    assert c.passed and c.value is None and "diaphragm dome not clear" in c.explanation
