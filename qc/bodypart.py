@@ -13,6 +13,7 @@ from qc.volumetric import plane
 
 CONFIDENT = 0.6  # image evidence needed to overrule the tags
 CONFIDENT_AGAINST_CONSISTENT = 0.8  # ... when the body-part tag and a description both name the same protocol
+BASES_FULL = 0.15  # dark share of the top band at which lung bases are certain (clean abdomens: 0.2-0.33, lumbar <0.02)
 
 
 @dataclass
@@ -113,10 +114,27 @@ def _radiograph_guess(exam: Exam) -> tuple[str, float, float]:
         return ("knee_ap" if sym >= 0.955 else "knee_lat"), min(group, cut, _margin(sym, 0.955, 0.03)), group
     failing = [m for m, bad in ((m_width, width >= 0.7), (m_touch, touch >= 0.75)) if bad]
     group = min(conf, max(failing))
-    if touch < 0.75:  # flanks inside the field: abdomen film
-        return "abdomen_erect", min(group, m_touch), min(group, m_touch)
+    if touch < 0.75:  # flanks inside the field: an abdomen film, or a lumbar film on a wide cassette
+        # only the lung bases under the domes set an (erect) abdomen apart from a lumbar AP showing its flanks
+        bases = min(1.0, _lung_bases(smooth, body) / BASES_FULL)
+        return "abdomen_erect", min(group, m_touch, bases), min(group, m_touch)
     view = "lumbar_ap" if sym >= 0.8 else "lumbar_lat"
     return view, min(group, m_touch, _margin(sym, 0.8, 0.1)), min(group, m_touch)
+
+
+def _lung_bases(img: np.ndarray, body: np.ndarray) -> float:
+    """Share of the body's top sixth (flanks left out) much darker than the mid-abdomen: the lung bases over
+    the diaphragm domes that an abdomen film includes and a lumbar film, starting at T12, does not."""
+    h = img.shape[0]
+    cols = np.nonzero(body.any(axis=0))[0]
+    middle = img[h // 3: 2 * h // 3][body[h // 3: 2 * h // 3]]
+    if cols.size < 10 or middle.size == 0:
+        return 0.0
+    ref, floor = float(np.median(middle)), float(np.percentile(img[body], 1))
+    inset = int(0.1 * (cols[-1] - cols[0]))
+    top = body[: max(h // 6, 1), cols[0] + inset: cols[-1] - inset + 1]
+    vals = img[: max(h // 6, 1), cols[0] + inset: cols[-1] - inset + 1][top]
+    return float((vals < ref - 0.5 * (ref - floor)).mean()) if vals.size else 0.0
 
 
 GROUPS = {"chest_pa": "chest", "knee_ap": "limb", "knee_lat": "limb", "abdomen_erect": "trunk", "lumbar_ap": "trunk",

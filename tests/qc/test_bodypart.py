@@ -5,6 +5,7 @@ import pytest
 
 from qc import bodypart
 from qc.exam import Exam, discover, load_paths
+from qc.synth import generate as G
 from qc.synth import volumes as V
 from tests.qc.helpers import exam_for
 
@@ -55,3 +56,14 @@ def test_axial_trunk_wider_than_the_field_does_not_overrule_spine_tags():
     exam.tags.update({"BodyPartExamined": "LSPINE", "StudyDescription": "腰椎MRI平扫"})
     decision = bodypart.decide(exam)
     assert decision.body_part == "mr_lumbar", decision
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_abdomen_film_tagged_consistently_as_lumbar_ap_is_still_an_abdomen(seed):
+    """Flanks in the field alone do not overrule consistent lumbar tags (the demo's lumbar AP shows its flanks);
+    the lung bases over the domes do."""
+    exam = exam_for("abdomen_erect", seed=seed)
+    exam.tags.update(G.tags_for("lumbar_ap"))
+    assert bodypart.consistent(exam, "lumbar_ap")
+    decision = bodypart.decide(exam)
+    assert decision.body_part == "abdomen_erect" and decision.source == "image (tags contradicted)", decision

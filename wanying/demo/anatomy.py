@@ -73,7 +73,8 @@ def _vertebra(out, x, y, z, cy, period=32.0, radius=17.0, disc_mm=7.0, offset=0.
 # ---------------------------------------------------------------------------------------------- chest
 
 
-def chest(x, y, z, lesion: Lesion | None = None) -> np.ndarray:
+def chest(x, y, z, lesion: Lesion | None = None, rib_spacing: tuple[float, float] = (26.0, 26.0),
+          clavicles: bool = False, anterior_ribs: bool = True) -> np.ndarray:
     """Thorax, 240 mm from the lung apices (z=0) to below the diaphragm."""
     t = -z / 240.0
     out = _blank(x, y)
@@ -84,7 +85,7 @@ def chest(x, y, z, lesion: Lesion | None = None) -> np.ndarray:
     ring = _ellipse(x, y, 0, 0, a - 20, b - 16) & ~_ellipse(x, y, 0, 0, a - 27, b - 23)
     if -0.05 < t < 0.92:  # ribs run down and forwards from the spine: anterior ends sit lower
         drop = 45 * (1 - np.sin(np.arctan2(y, np.abs(x))))
-        out[ring & (((-z - drop) % 26) < 9) & (y > -b + 25)] = CORTEX
+        out[ring & _rib(-z - drop, *rib_spacing) & (y > (-b + 25 if anterior_ribs else -20))] = CORTEX
     if 0 <= t <= 1:
         for side in (-1, 1):
             dome = 0.78 if side < 0 else 0.86  # the right hemidiaphragm sits higher, over the liver
@@ -112,11 +113,46 @@ def chest(x, y, z, lesion: Lesion | None = None) -> np.ndarray:
         if t > 0.74:
             g = min(1.0, (t - 0.74) / 0.2)
             out[_ellipse(x, y, -55, -5, 95 * g + 5, 75 * g + 5) & _ellipse(x, y, 0, 0, a - 24, b - 20)] = LIVER
+    if clavicles:
+        _clavicles(out, x, y, z)
     _vertebra(out, x, y, z, cy=58)
     out[(y > b + 14) & (y < b + 22) & (np.abs(x) < 190)] = TABLE
     if lesion is not None and 0 <= t <= 1:
         _chest_lesion(out, x, y, z, lesion)
     return out
+
+
+def chest_film(x, y, z, lesion: Lesion | None = None) -> np.ndarray:
+    """The thorax as the PA film shows it, for the QC inspiration and rotation checks: an adult's lungs (about
+    as tall as they are wide, 40% taller than the CT phantom's), about ten posterior ribs above the domes
+    (25 mm apart at the apex, spreading lower down; the faint anterior ends left out) and both clavicles."""
+    return chest(x, y, z / FILM_STRETCH, lesion, rib_spacing=(25.0 / FILM_STRETCH, 29.0 / FILM_STRETCH),
+                 clavicles=True, anterior_ribs=False)
+
+
+FILM_STRETCH = 1.4
+
+
+def _rib(depth, top: float, bottom: float, thickness: float = 9.0):
+    """Whether ``depth`` mm below the apex falls on a rib, the spacing growing from ``top`` at the apex to
+    ``bottom`` 240 mm lower (as the lower ribs spread apart)."""
+    if top == bottom:
+        return (depth % top) < thickness
+    a = (bottom - top) / 240.0
+    spacing = top + a * np.maximum(depth, 0)
+    phase = np.log1p(a * np.maximum(depth, 0) / top) / a  # ribs counted from the apex
+    return (depth >= 0) & ((phase % 1.0) * spacing < thickness) | (depth < 0) & ((depth % top) < thickness)
+
+
+def _clavicles(out, x, y, z) -> None:
+    """Two rods, flat front to back, from the sternal ends (28 mm off the midline, anterior, 30 mm below the
+    apices) rising and running back to the shoulders: mirror images, so a straight patient's film shows the
+    medial ends symmetric about the spinous processes."""
+    s = (np.abs(x) - 28.0) / 112.0  # 0 at the sternal end, 1 at the acromial end
+    d2 = ((y - (-80.0 + 75.0 * s)) / 2.0) ** 2 + (z - (-30.0 + 22.0 * s)) ** 2
+    along = (s >= 0) & (s <= 1)
+    out[along & (d2 <= 36.0)] = CORTEX
+    out[along & (d2 <= 12.0)] = MARROW
 
 
 def _chest_lesion(out, x, y, z, lesion: Lesion) -> None:
@@ -334,8 +370,8 @@ def knee(x, y, z, lesion: Lesion | None = None) -> np.ndarray:
 
 
 PHANTOMS: dict[str, Phantom] = {
-    "chest": chest, "abdomen": abdomen, "chest_abdomen": chest_abdomen, "head": head, "lumbar": lumbar,
-    "knee": knee,
+    "chest": chest, "chest_film": chest_film, "abdomen": abdomen, "chest_abdomen": chest_abdomen, "head": head,
+    "lumbar": lumbar, "knee": knee,
 }
 
 # ---------------------------------------------------------------------------------------------- tissue tables

@@ -25,7 +25,7 @@ from pipelines.storage.manifest import build_manifest
 from wanying.demo.images import CT_INTERCEPT, RenderedSeries, render
 from wanying.demo.model import Hospital, Order, Patient, SeriesPlan, Study, Visit
 
-GENERATOR_VERSION = "2"  # bump when rendering or headers change: cached studies are then rendered again
+GENERATOR_VERSION = "3"  # bump when rendering or headers change: cached studies are then rendered again
 
 SOP_CLASS = {
     "CT": "1.2.840.10008.5.1.4.1.1.2",  # CT Image Storage

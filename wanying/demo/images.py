@@ -31,7 +31,7 @@ _CROSS = {
 }
 #: kind -> (phantom, axis, z centre, depth mm, mirror x, film constant)
 _FILMS = {
-    "xr_chest_pa": ("chest", "y", -105.0, 260.0, None, 5.0),
+    "xr_chest_pa": ("chest_film", "y", -140.0, 260.0, None, 5.0),
     "xr_knee_ap": ("knee", "y", -120.0, 140.0, 100.0, 3.5),
     "xr_knee_lat": ("knee", "x", -120.0, 160.0, None, 3.5),
     "xr_lspine_ap": ("lumbar", "y", -130.0, 300.0, None, 7.0),
