@@ -62,7 +62,7 @@ def service(request: Request) -> DicomWebService:
     state = request.app.state
     with _service_lock:
         if getattr(state, "dicomweb", None) is None:
-            state.dicomweb = DicomWebService.for_platform(state.platform)
+            state.dicomweb = state.platform.dicomweb
     return state.dicomweb
 
 

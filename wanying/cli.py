@@ -227,6 +227,10 @@ def run(
 
     qc_worker = threading.Thread(target=worker_for(platform).run, args=(stop,), name="qc-worker", daemon=True)
     qc_worker.start()
+    from pipelines.dicomweb.prebuild import prebuilder_for
+
+    prebuild = threading.Thread(target=prebuilder_for(platform).run, args=(stop,), name="bundle-prebuild", daemon=True)
+    prebuild.start()
     if demo_data:
         from wanying.demo import load_demo
 
@@ -258,6 +262,7 @@ def run(
         stop.set()
         worker.join(timeout=10)
         qc_worker.join(timeout=30)
+        prebuild.join(timeout=30)
         platform.close()
         if server.started:
             typer.echo("stopped cleanly")

@@ -113,6 +113,14 @@ class Platform:
                            keys=self.keys, publish=lambda events: publish(self.log, events))
 
     @cached_property
+    def dicomweb(self):
+        """DICOMweb reads, series bundles and STOW-RS over this platform's store (the API and the bundle prebuilder
+        share it)."""
+        from pipelines.dicomweb.service import DicomWebService
+
+        return DicomWebService.for_platform(self)
+
+    @cached_property
     def exam_mappings(self):
         """Per-hospital exam-code mapping tables with their review queue."""
         from pipelines.mapping.catalog import default_catalog

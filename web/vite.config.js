@@ -3,7 +3,7 @@
 import { resolve } from "node:path";
 import { defineConfig } from "vite";
 
-const PAGES = ["index", "interpret", "viewer", "plugin", "qc"];
+const PAGES = ["index", "interpret", "viewer", "plugin", "qc", "report", "recognition", "studies"];
 
 // Cornerstone3D 5.14 (viewer): its DICOM loader runs codecs in ES-module workers; pre-bundling the loader breaks
 // them, so it is excluded and its codecs are pre-bundled instead.
@@ -15,8 +15,31 @@ const CORNERSTONE_CODECS = [
   "dicom-parser",
 ];
 
+const BASE = "/app/";
+
+/** viewer.html gets a modulepreload link for the chunk main.ts imports lazily (app.ts: Cornerstone, ~4 MB): the
+ * browser fetches and compiles it while main.ts draws the first image, and evaluates it only when imported. */
+function preloadViewerApp() {
+  return {
+    name: "wanying-preload-viewer-app",
+    apply: "build",
+    transformIndexHtml: {
+      order: "post",
+      handler(html, ctx) {
+        if (!ctx.bundle || !ctx.filename.endsWith("viewer.html")) return html;
+        const app = Object.values(ctx.bundle).find(
+          (c) => c.type === "chunk" && c.facadeModuleId?.endsWith("/src/viewer/app.ts"));
+        if (!app) throw new Error("viewer: no app.ts chunk to preload");
+        return [{ tag: "link", attrs: { rel: "modulepreload", crossorigin: "", href: BASE + app.fileName },
+          injectTo: "head" }];
+      },
+    },
+  };
+}
+
 export default defineConfig({
-  base: "/app/",
+  base: BASE,
+  plugins: [preloadViewerApp()],
   optimizeDeps: { exclude: ["@cornerstonejs/dicom-image-loader"], include: CORNERSTONE_CODECS },
   worker: { format: "es" },
   build: {

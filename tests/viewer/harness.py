@@ -90,7 +90,8 @@ def stow_body(studies: list[Study], boundary: str = "wanying-viewer-test") -> tu
 @contextmanager
 def wanying_backend(workdir: Path, studies: list[Study]) -> Iterator[tuple[str, str]]:
     """Our API (DICOMweb at /dicomweb, the web build at /app) over a temporary platform, the studies stored by
-    STOW-RS with a hospital system token. Yields (base URL, a doctor's token)."""
+    STOW-RS with a hospital system token and their series bundles built ahead, as the platform builds them when a
+    study completes (``pipelines/dicomweb/prebuild.py``). Yields (base URL, a doctor's token)."""
     from api.app import create_app
     from api.auth import TokenStore
     from wanying.settings import Settings
@@ -115,6 +116,7 @@ def wanying_backend(workdir: Path, studies: list[Study]) -> Iterator[tuple[str, 
                     "Authorization": f"Bearer {tokens['system']}", "Content-Type": content_type,
                     "Accept": "application/dicom+json"})
                 answer.raise_for_status()
+            platform.dicomweb.prebuild(study.study_uid)  # what the bundle-prebuild worker does at StudyCompleted
         yield base, tokens["doctor"]
     finally:
         if server is not None:

@@ -7,6 +7,7 @@ bright bead (2000 HU) at ``BEAD`` that only a MIP slab shows on other slices.
 """
 from __future__ import annotations
 
+from copy import deepcopy
 from dataclasses import dataclass
 from datetime import date
 
@@ -88,7 +89,8 @@ class Study:
 
 
 def make_study(g: Geometry, *, patient_id: str = "SYN0001", study_date: date = date(2026, 11, 20),
-               description: str = "胸部CT平扫") -> Study:
+               description: str = "胸部CT平扫", slope: float = 1) -> Study:
+    """``slope``: RescaleSlope (stored = (HU - INTERCEPT) / slope; 0.5 gives HU that need floating point)."""
     study_uid, series_uid, frame = generate_uid(), generate_uid(), generate_uid()
     datasets = []
     for k in range(g.slices):
@@ -116,9 +118,9 @@ def make_study(g: Geometry, *, patient_id: str = "SYN0001", study_date: date = d
         ds.Rows = ds.Columns = g.size
         ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
         ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
-        ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = INTERCEPT, 1, "HU"
+        ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = INTERCEPT, slope, "HU"
         ds.WindowCenter, ds.WindowWidth = 40, 400
-        ds.PixelData = (slice_hu(g, k) - INTERCEPT).astype("<u2").tobytes()
+        ds.PixelData = np.round((slice_hu(g, k) - INTERCEPT) / slope).astype("<u2").tobytes()
         datasets.append(ds)
     return Study(study_uid, series_uid, frame, g, datasets)
 
@@ -129,3 +131,15 @@ def part10(ds: Dataset) -> bytes:
     buffer = BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()
+
+
+def another_series(study: Study, *, number: int = 3, description: str = "Axial 2.5mm 骨算法") -> Study:
+    """A second series of the same study (same phantom, new UIDs): for series lists and switching."""
+    series_uid = generate_uid()
+    datasets = []
+    for ds in study.datasets:
+        copy = deepcopy(ds)
+        copy.SOPInstanceUID = copy.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        copy.SeriesInstanceUID, copy.SeriesNumber, copy.SeriesDescription = series_uid, number, description
+        datasets.append(copy)
+    return Study(study.study_uid, series_uid, study.frame_of_reference, study.geometry, datasets)

@@ -204,7 +204,7 @@ def test_zoom_pan_and_layouts(viewer):
             shot(page, "layout-2x2")
 
 
-def test_prior_comparison_follows_scroll_window_and_zoom(viewer, exams):
+def test_prior_comparison_follows_scroll_window_zoom_and_pan(viewer, exams):
     page = viewer
     page.get_by_role("button", name="对比前次").click()
     page.wait_for_function(f"{V}.mode() === 'compare' && {V}.viewportCount() === 2 && {V}.comparisonOffsetMm() !== null")
@@ -226,6 +226,15 @@ def test_prior_comparison_follows_scroll_window_and_zoom(viewer, exams):
     page.wait_for_timeout(200)
     assert hook(page, "zoom", 1) == pytest.approx(hook(page, "zoom", 0), rel=1e-3)
     assert hook(page, "zoom", 0) != pytest.approx(1, rel=0.05)
+    # pan: dragging the current exam moves the prior's image by the same screen distance (same phantom layout)
+    choose_tool(page, "平移")
+    before = [pixel(page, i, G.rod[0], G.rod[1]) for i in (0, 1)]
+    drag(page, (x, y), (x + 40, y + 25))
+    page.wait_for_timeout(200)
+    after = [pixel(page, i, G.rod[0], G.rod[1]) for i in (0, 1)]
+    for i in (0, 1):
+        assert after[i][0] - before[i][0] == pytest.approx(40, abs=3)
+        assert after[i][1] - before[i][1] == pytest.approx(25, abs=3)
     shot(page, "comparison")
 
 

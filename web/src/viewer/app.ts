@@ -7,13 +7,15 @@ import dicomImageLoader from "@cornerstonejs/dicom-image-loader";
 import * as tools from "@cornerstonejs/tools";
 import { $, el } from "../common/dom";
 import { errorMessage } from "../common/strings";
-import { DicomWebClient, slicePosition, type SeriesInfo } from "./dicomweb";
+import { DicomWebClient, slicePosition, value, type DicomJson, type SeriesInfo } from "./dicomweb";
 import { PRESETS, setWindowLevel, valueAtWorld, windowLevelOf, type Viewport } from "./pixels";
 import {
   MPR_GROUP, PRIMARY_TOOLS, STACK_GROUP, VR_GROUP, configureLabels, setPrimaryTool, startCornerstone, type PrimaryTool,
 } from "./setup";
 import { ComparisonLink } from "./sync";
-import { frameSources } from "./bundle";
+import { bundleBytes, frameSources, releaseSeries, seriesVolume, type BundleVolume } from "./bundle";
+import { handOver } from "./firstPaint";
+import { markPresented, timings } from "./timings";
 import { installHook, type Measurement, type ViewerHook } from "./hook";
 
 type Mode = "stack" | "compare" | "mpr";
@@ -43,7 +45,6 @@ export const state = {
   cine: false,
   last: undefined as Measurement | undefined,
   lastAnnotation: undefined as tools.Types.Annotation | undefined, // stats are computed on later renders
-  timings: { firstImageMs: null as number | null, mprReadyMs: null as number | null, vrReadyMs: null as number | null },
 };
 
 const grid = $("#grid");
@@ -107,9 +108,9 @@ function watch(index: number): void {
     element.addEventListener(type, refresh);
   }
   element.addEventListener(Enums.Events.IMAGE_RENDERED, () => {
-    if (state.timings.firstImageMs === null && state.mode === "stack") {
-      state.timings.firstImageMs = Math.round(performance.now());
-    }
+    if (state.mode !== "stack") return;
+    handOver(); // Cornerstone has drawn: the first-paint canvas (main.ts) goes
+    if (timings.firstImageMs === null) timings.firstImageMs = Math.round(performance.now());
   });
   let down: [number, number] | undefined;
   element.addEventListener("pointerdown", (event) => {
@@ -235,6 +236,8 @@ async function enterCompare(): Promise<void> {
   applyTool();
 }
 
+let mprEntries = 0;
+
 async function enterMpr(): Promise<void> {
   clearViewports();
   state.mode = "mpr";
@@ -243,8 +246,8 @@ async function enterMpr(): Promise<void> {
   setLayout("2x2");
   const series = state.series[state.assigned[state.active] % state.series.length] ?? state.series[0];
   const engine = state.engine!;
-  const volumeId = `cornerstoneStreamingImageVolume:${series.seriesUid}`;
-  state.volumeId = volumeId;
+  state.volumeId = undefined;
+  const entry = ++mprEntries; // a newer enterMpr (or leaving MPR) while this one loads wins
   const ids = MPR_VIEWS.map((_, i) => `vp${i}`);
   engine.setViewports(MPR_VIEWS.map(([, orientation], i) => ({
     viewportId: ids[i], element: elements[i], type: Enums.ViewportType.ORTHOGRAPHIC,
@@ -259,32 +262,90 @@ async function enterMpr(): Promise<void> {
   cells[3].dataset.label = "三维（点击“三维”按钮）";
   refreshOverlay(3);
   say("正在加载容积数据…");
-  const volume = await volumeLoader.createAndCacheVolume(volumeId, { imageIds: imageIdsOf(series) });
-  await new Promise<void>((resolve) => {
-    const done = (event: Event) => {
-      if ((event as CustomEvent).detail?.volumeId !== volumeId) return;
-      eventTarget.removeEventListener(Enums.Events.IMAGE_VOLUME_LOADING_COMPLETED, done);
-      resolve();
-    };
-    eventTarget.addEventListener(Enums.Events.IMAGE_VOLUME_LOADING_COMPLETED, done);
-    volume.load();
-    void setVolumesForViewports(engine, [{ volumeId }], ids);
-  });
+  const volumeId = await loadVolume(series);
+  if (state.mode !== "mpr" || entry !== mprEntries) return;
   performance.mark("viewer:volume-loaded");
-  if (state.mode !== "mpr" || state.volumeId !== volumeId) return;
-  engine.renderViewports(ids);
-  requestAnimationFrame(() => {
-    state.timings.mprReadyMs = Math.round(performance.now());
-    say("多平面重建已就绪");
-  });
+  await setVolumesForViewports(engine, [{ volumeId }], ids);
+  if (state.mode !== "mpr" || entry !== mprEntries) return;
+  state.volumeId = volumeId;
+  const own = seriesWindow(series);
+  const voiRange = own && { lower: own.center - own.width / 2, upper: own.center + own.width / 2 };
+  if (voiRange) ids.forEach((id) => (engine.getViewport(id) as Viewport).setProperties({ voiRange }));
+  performance.mark("viewer:volume-set");
+  engine.renderViewports(ids); // drawn at the next animation frame (texture upload included)
+  markPresented("mprReadyMs", () => say("多平面重建已就绪"));
   ids.forEach((_, i) => refreshOverlay(i));
   selectCell(0);
   applyTool();
 }
 
+/** The series' volume in Cornerstone's cache: built from its raw bundle (bundle.ts, volume.ts) when the server has
+ * one, else by Cornerstone's streaming loader from WADO-RS frames. Resolves to the volume's id once fully loaded. */
+async function loadVolume(series: SeriesInfo): Promise<string> {
+  // no scheme (no colon): Cornerstone would look for an image loader of that scheme to find a default window
+  const localId = `wanyingBundleVolume_${series.seriesUid}`;
+  const streamingId = `cornerstoneStreamingImageVolume:${series.seriesUid}`;
+  if (cache.getVolume(localId)) return localId;
+  if (!cache.getVolume(streamingId)) {
+    const built = await seriesVolume(client.seriesUrl(series));
+    if (built) {
+      cacheBundleVolume(localId, built);
+      return localId;
+    }
+  }
+  const volume = await volumeLoader.createAndCacheVolume(streamingId, { imageIds: imageIdsOf(series) });
+  if (volume.loadStatus?.loaded) return streamingId;
+  await new Promise<void>((resolve) => {
+    const done = (event: Event) => {
+      if ((event as CustomEvent).detail?.volumeId !== streamingId) return;
+      eventTarget.removeEventListener(Enums.Events.IMAGE_VOLUME_LOADING_COMPLETED, done);
+      resolve();
+    };
+    eventTarget.addEventListener(Enums.Events.IMAGE_VOLUME_LOADING_COMPLETED, done);
+    volume.load();
+  });
+  return streamingId;
+}
+
+function cacheBundleVolume(volumeId: string, { plan, scalars }: BundleVolume): void {
+  const first = plan.metadata[0] as DicomJson;
+  const text = (tag: string) => String(value(first, tag) ?? "");
+  volumeLoader.createLocalVolume(volumeId, {
+    scalarData: scalars,
+    dimensions: plan.dimensions,
+    spacing: plan.spacing,
+    origin: plan.origin,
+    direction: plan.direction as Types.Mat3,
+    metadata: {
+      BitsAllocated: scalars instanceof Float32Array ? 32 : 16,
+      BitsStored: scalars instanceof Float32Array ? 32 : 16,
+      HighBit: scalars instanceof Float32Array ? 31 : 15,
+      SamplesPerPixel: 1,
+      PixelRepresentation: 1,
+      PhotometricInterpretation: text("00280004") || "MONOCHROME2",
+      Modality: text("00080060"),
+      SeriesInstanceUID: text("0020000E"),
+      FrameOfReferenceUID: text("00200052"),
+      ImageOrientationPatient: plan.direction.slice(0, 6),
+      PixelSpacing: [plan.spacing[1], plan.spacing[0]],
+      Columns: plan.dimensions[0],
+      Rows: plan.dimensions[1],
+      voiLut: plan.window ? [{ windowCenter: plan.window.center, windowWidth: plan.window.width }] : [],
+    } as unknown as Types.Metadata,
+  } as never);
+}
+
+/** The series' own window (the first image's WindowCenter/Width), as the stack shows it. */
+function seriesWindow(series: SeriesInfo): { width: number; center: number } | null {
+  const first = series.instances[0];
+  const center = Number(value(first, "00281050"));
+  const width = Number(value(first, "00281051"));
+  return Number.isFinite(center) && width > 0 ? { width, center } : null;
+}
+
 /** Software WebGL renders 3D slowly: the 3D viewport joins only once the volume is loaded, coarsely sampled. */
 async function showVolumeRendering(): Promise<void> {
-  if (state.mode !== "mpr" || state.timings.mprReadyMs === null || !state.volumeId) {
+  if (state.mode !== "mpr" || timings.mprReadyMs === null || !state.volumeId) {
     say("请先进入多平面重建并等待加载完成", true);
     return;
   }
@@ -300,7 +361,7 @@ async function showVolumeRendering(): Promise<void> {
   const viewport = engine.getViewport("vp3") as Types.IVolumeViewport;
   viewport.setProperties({ preset: "CT-Bone", sampleDistanceMultiplier: 4 });
   viewport.render();
-  requestAnimationFrame(() => (state.timings.vrReadyMs = Math.round(performance.now())));
+  markPresented("vrReadyMs");
 }
 
 function toggleMip(): void {
@@ -426,7 +487,10 @@ function renderSeriesList(): void {
 }
 
 async function openSeries(index: number): Promise<void> {
+  const closed = shownSeries();
   state.assigned[state.active] = index;
+  const still = shownSeries();
+  for (const series of closed) if (!still.has(series)) closeSeries(series);
   if (state.mode === "mpr") return enterMpr();
   if (state.mode === "compare") return enterCompare();
   const series = state.series[index];
@@ -436,6 +500,24 @@ async function openSeries(index: number): Promise<void> {
     tools.ToolGroupManager.getToolGroup(STACK_GROUP)?.removeViewports(state.engine!.id, viewport.id);
   }
   await showStack(state.active, series, seriesLabel(series));
+}
+
+/** The series the cells show now (stack: the visible cells; compare and MPR: the active one). */
+function shownSeries(): Set<SeriesInfo> {
+  const count = state.mode === "stack" ? CELLS[state.layout] : 1;
+  const index = (i: number) => state.assigned[state.mode === "stack" ? i : state.active] % state.series.length;
+  return new Set(Array.from({ length: count }, (_, i) => state.series[index(i)]));
+}
+
+/** Free what a series closed on this page held: its bundle frames, its decoded images and its volume. */
+function closeSeries(series: SeriesInfo): void {
+  releaseSeries(client.seriesUrl(series));
+  for (const volumeId of [`wanyingBundleVolume_${series.seriesUid}`, `cornerstoneStreamingImageVolume:${series.seriesUid}`]) {
+    if (cache.getVolume(volumeId)) cache.removeVolumeLoadObject(volumeId);
+  }
+  for (const imageId of imageIdsOf(series)) {
+    if (cache.getImageLoadObject(imageId)) cache.removeImageLoadObject(imageId, { force: true });
+  }
 }
 
 // ------------------------------------------------------------------ start
@@ -533,6 +615,12 @@ export async function start(seriesOfStudy: Promise<SeriesInfo[]>): Promise<void>
     return;
   }
   installHook(hook);
+  const wanted = series.findIndex((s) => s.seriesUid === params.get("series")); // the study list links to one
+  if (wanted > 0) {
+    const other = state.assigned.indexOf(wanted);
+    if (other >= 0) state.assigned[other] = state.assigned[0];
+    state.assigned[0] = wanted;
+  }
   const mode = params.get("mode");
   if (mode === "mpr") await enterMpr();
   else await enterStack((params.get("layout") as Layout) ?? "1x1");
@@ -602,7 +690,8 @@ const hook: ViewerHook = {
     if (image.preScale?.scaled) return stored;
     return stored.map((v) => v * (image.slope ?? 1) + (image.intercept ?? 0));
   },
-  timings: () => ({ ...state.timings }),
+  timings: () => ({ ...timings }),
+  memory: () => ({ bundleBytes: bundleBytes(), cacheBytes: cache.getCacheSize() }),
 };
 
 export function failed(error: unknown): void {

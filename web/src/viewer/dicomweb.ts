@@ -2,7 +2,7 @@
 // The base URL is configurable (?dicomweb=...; default /dicomweb on the same origin); the bearer token is the
 // page's token from src/common/api.ts.
 import { ApiError, token } from "../common/api";
-import { streamSeries } from "./bundle";
+import { streamSeries, type StreamMode } from "./bundle";
 
 export type DicomJson = Record<string, { vr: string; Value?: unknown[]; BulkDataURI?: string }>;
 
@@ -60,16 +60,18 @@ export class DicomWebClient {
     return (await this.json(`/studies?PatientID=${encodeURIComponent(patientId)}`)).map(studyInfo);
   }
 
-  /** ``streamFirst``: start streaming the first series' bundle (the image shown first) and take its metadata from
-   * the bundle's header when the server has one. */
-  async seriesOf(studyUid: string, streamFirst = false): Promise<SeriesInfo[]> {
+  /** ``stream``: start streaming the bundle of the series shown first (``first``, else the first by number) and
+   * take its metadata from the bundle's header when the server has one. */
+  async seriesOf(studyUid: string, stream: StreamMode | false = false, first?: string): Promise<SeriesInfo[]> {
     const found = (await this.json(`/studies/${studyUid}/series`))
       .sort((a, b) => Number(value(a, "00200011") ?? 0) - Number(value(b, "00200011") ?? 0));
+    performance.mark("viewer:series-listed");
+    const streamed = found.find((item) => value(item, "0020000E") === first) ?? found[0];
     const series = await Promise.all(
-      found.map(async (item, index) => {
+      found.map(async (item) => {
         const seriesUid = value<string>(item, "0020000E")!;
         const path = `/studies/${studyUid}/series/${seriesUid}`;
-        const bundled = streamFirst && index === 0 ? await streamSeries(this.base + path) : null;
+        const bundled = stream && item === streamed ? await streamSeries(this.base + path, stream) : null;
         const instances = (bundled as DicomJson[] | null) ?? await this.json(`${path}/metadata`);
         return {
           studyUid,

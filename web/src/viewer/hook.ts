@@ -36,6 +36,8 @@ export interface ViewerHook {
   /** The modality values (HU for CT) of every pixel of the image a stack viewport shows, row by row. */
   imageValues(viewport?: number): number[] | null;
   timings(): { firstImageMs: number | null; mprReadyMs: number | null; vrReadyMs: number | null };
+  /** Bytes this page holds: bundle frames not yet released, and Cornerstone's image and volume cache. */
+  memory(): { bundleBytes: number; cacheBytes: number };
 }
 
 declare global {

@@ -1,4 +1,4 @@
-// Side-by-side comparison with a prior exam: scroll, W/L and zoom follow each other. Cornerstone 5.14's slice
+// Side-by-side comparison with a prior exam: scroll, W/L, zoom and pan follow each other. Cornerstone 5.14's slice
 // synchroniser fails across different FrameOfReferenceUIDs (two exams never share one), so the viewer registers
 // the offset between the two stacks itself: the slice positions (mm along the normal) when the link is made.
 import { Enums, type Types } from "@cornerstonejs/core";
@@ -18,7 +18,7 @@ export class ComparisonLink {
     for (const [from, to] of [[a, b], [b, a]] as const) {
       this.listen(from, Enums.Events.STACK_NEW_IMAGE, () => this.follow(from, to));
       this.listen(from, Enums.Events.VOI_MODIFIED, () => this.copyWindow(from, to));
-      this.listen(from, Enums.Events.CAMERA_MODIFIED, () => this.copyZoom(from, to));
+      this.listen(from, Enums.Events.CAMERA_MODIFIED, () => this.copyCamera(from, to));
     }
   }
 
@@ -71,10 +71,16 @@ export class ComparisonLink {
     to.viewport.render();
   }
 
-  private copyZoom(from: LinkedStack, to: LinkedStack): void {
+  /** Zoom, and pan as a shift (mm) from each image's own centre: the two exams' coordinates differ. */
+  private copyCamera(from: LinkedStack, to: LinkedStack): void {
     const zoom = from.viewport.getZoom();
-    if (Math.abs(zoom - to.viewport.getZoom()) < 1e-6) return;
-    to.viewport.setZoom(zoom);
+    const pan = from.viewport.getPan();
+    const [x, y] = to.viewport.getPan();
+    const zoomed = Math.abs(zoom - to.viewport.getZoom()) >= 1e-6;
+    const panned = Math.abs(pan[0] - x) >= 1e-3 || Math.abs(pan[1] - y) >= 1e-3;
+    if (!zoomed && !panned) return;
+    if (zoomed) to.viewport.setZoom(zoom);
+    if (panned) to.viewport.setPan([pan[0], pan[1]]);
     to.viewport.render();
   }
 }
