@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import io
 import logging
-import threading
-import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -25,9 +23,10 @@ from qc.exam import RADIOGRAPH_MODALITIES, Exam, load_radiograph, load_series
 from qc.scoring import QCResult
 from schemas.envelope import Envelope, stable_event_id
 from schemas.events import QCFailedCheck, QCFailedDataCheck, QCScored
-from schemas.registry import REGISTRY, SchemaError
-from streams.log.port import EventLog, LogRecord, Position
-from streams.topics import publish
+from schemas.registry import REGISTRY
+from streams.log.port import EventLog
+from streams.study_worker import CompletedStudyWorker
+from streams.study_worker import lag as completion_lag
 
 log = logging.getLogger(__name__)
 GROUP = "qc-worker"
@@ -202,69 +201,26 @@ class WorkerStats:
     failed: int = 0
 
 
-class QCWorker:
-    """Consumes ``StudyCompleted`` in its own consumer group and appends ``QCScored``; commits after appending, so a
-    crash repeats work (under the same event ids) and never loses it."""
+class QCWorker(CompletedStudyWorker):
+    """Scores every completed study and appends one ``QCScored`` per series (ids derived from the completion, the
+    series and the protocol version)."""
+
+    group, channel, doing = GROUP, CHANNEL, "QC could not score"
 
     def __init__(self, event_log: EventLog, source: InstanceSource, dead_letters=None, *, batch: int = 50,
                  group: str = GROUP) -> None:
-        self.event_log, self.source, self.dead_letters = event_log, source, dead_letters
-        self.batch = batch
-        self.consumer = event_log.consumer(group, [REGISTRY.topic_of("StudyCompleted")])
+        super().__init__(event_log, dead_letters, batch=batch, group=group)
+        self.source = source
         self.stats = WorkerStats()
 
-    def handle(self, record: LogRecord) -> list[Envelope]:
-        if b"StudyCompleted" not in record.value:  # cheap filter; the type is checked after parsing
-            return []
-        try:
-            env = REGISTRY.validate(record.envelope())
-            if env.type != "StudyCompleted":
-                return []
-            study = StudyRef.from_envelope(env)
-            outcome = score_study(study, self.source)
-        except (ValueError, SchemaError, LookupError, OSError) as exc:  # one bad study never stops the worker
-            self.stats.failed += 1
-            reason = f"QC could not score this completed study: {type(exc).__name__}: {exc}"[:1000]
-            log.warning(reason)
-            if self.dead_letters is not None:
-                self.dead_letters.put(channel=CHANNEL, source=GROUP, reason=reason, body=record.value)
-            return []
+    def on_completed(self, completed: Envelope) -> list[Envelope]:
+        outcome = score_study(StudyRef.from_envelope(completed), self.source)
         self.stats.studies += 1
         self.stats.scored += len(outcome.events)
         self.stats.skipped += len(outcome.skipped)
         for series_uid, reason in outcome.skipped:
             log.info("QC skipped series %s: %s", series_uid, reason)
         return outcome.events
-
-    def step(self, timeout: float = 0.5) -> int:
-        records = self.consumer.poll(self.batch, timeout)
-        if not records:
-            return 0
-        try:
-            events = [e for r in records for e in self.handle(r)]
-            if events:
-                publish(self.event_log, events)
-        except Exception:  # go back to the first uncommitted record, so the batch is tried again
-            for tp in dict.fromkeys((r.topic, r.partition) for r in records):
-                self.consumer.seek(Position(*tp, min(r.offset for r in records if (r.topic, r.partition) == tp)))
-            raise
-        self.consumer.commit(records)
-        return len(records)
-
-    def run_until_idle(self, max_seconds: float = 600) -> WorkerStats:
-        deadline = time.monotonic() + max_seconds
-        while self.step(timeout=0) and time.monotonic() < deadline:
-            pass
-        return self.stats
-
-    def run(self, stop: threading.Event) -> None:
-        while not stop.is_set():
-            try:
-                self.step()
-            except Exception:  # the log or store hiccupped: retry after a pause, never die
-                log.exception("QC worker step failed; retrying")
-                stop.wait(1.0)
-        self.consumer.close()
 
 
 def worker_for(platform, **kwargs) -> QCWorker:
@@ -273,6 +229,4 @@ def worker_for(platform, **kwargs) -> QCWorker:
 
 def lag(event_log: EventLog, group: str = GROUP) -> int:
     """Records on the log the QC worker has not yet handled (0: every completed study so far is scored)."""
-    topic = REGISTRY.topic_of("StudyCompleted")
-    committed = event_log.committed(group, topic)
-    return sum(end - committed.get(p, 0) for p, end in event_log.end_offsets(topic).items())
+    return completion_lag(event_log, group)
