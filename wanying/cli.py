@@ -283,8 +283,10 @@ def _demo_pages(base: str, tokens: dict[str, str], seed: int, scale: float) -> l
     viewer = f"{base}/app/viewer.html?study={repeat[-1][1].uid}"
     if len(repeat) > 1:
         viewer += f"&prior={repeat[-2][1].uid}"
+    studies = f"{base}/app/studies.html?patient={repeat[-1][0].mrn}"
     return [
         f"  viewer     {viewer}#token={tokens['doctor']}",
+        f"  studies    {studies}#token={tokens['doctor']}",
         f"  plugin     {base}/app/plugin.html#token={tokens['doctor']}",
         f"  QC board   {base}/app/qc.html#token={tokens['regulator']}",
         f"  互认统计   {base}/app/recognition.html#token={tokens['regulator']}",
