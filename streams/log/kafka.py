@@ -103,7 +103,9 @@ class KafkaLog(EventLog):
             "enable.auto.offset.store": False,
             "enable.partition.eof": True,  # tells "caught up" from "not fetched yet"
             "auto.offset.reset": "earliest",
-            "fetch.wait.max.ms": 100,
+            # Tansu answers a fetch only when this wait is over, even if records arrived meanwhile: a record waits
+            # up to this long before a consumer sees it (a Kafka broker answers at once).
+            "fetch.wait.max.ms": 20,
             **(consumer_config or {}),
         }
         self._admin = AdminClient(self._common)

@@ -21,7 +21,9 @@ Tansu (the broker we test against) quirks handled here:
   heartbeat at a third of it;
 - aiokafka idempotent/transactional producers fail: neither is enabled (Faust's defaults);
 - RocksDB tables can fail on restart: ``store="memory://"`` (state lives in the projector's SQL anyway);
-- the high watermark it reports is wrong: nothing here reads it (lag is measured from the views' positions).
+- the high watermark it reports is wrong: nothing here reads it (lag is measured from the views' positions);
+- a fetch waits its whole ``fetch.max.wait`` even when records arrive meanwhile: it is short here
+  (:attr:`FaustSettings.fetch_wait`), not Faust's fixed 1.5 s.
 
 Not a Tansu quirk but met on the way: :class:`~streams.log.kafka.KafkaLog` produces lz4-compressed batches, and
 aiokafka decodes lz4 only when ``cramjam`` is installed (a dependency for that reason); without it the fetcher
@@ -56,14 +58,34 @@ class FaustSettings:
     data_dir: Path = Path("var/faust")
     session_timeout: float = 6.0
     batch: int = 1000
-    within: float = 0.2
+    #: How long an agent's buffer may fill before its batch is applied. Faust yields a full buffer at once, so
+    #: this bounds only what a live (not full) batch waits: each hop of a decision (order -> decided event ->
+    #: views) pays up to this much, catching up does not.
+    within: float = 0.01
+    #: How long a fetch may wait on the broker for records. Faust fixes it at 1.5 s; Tansu holds a fetch that long
+    #: even when records arrive meanwhile, which a decision pays twice (order, then the decided event).
+    fetch_wait: float = 0.02
     retry_pause: float = 1.0
     flush_every: float = 1.0
     topics: Sequence[str] = field(default_factory=lambda: sorted(PARTITIONS))
 
 
+class ShortFetchConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
+    """Fetches wait :attr:`FaustSettings.fetch_wait` on the broker instead of Faust's fixed 1.5 s."""
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        runtime: FaustRuntime | None = getattr(self.consumer.app, "wanying_runtime", None)
+        if runtime is not None:  # aiokafka reads it when the consumer starts its fetcher
+            consumer._fetch_max_wait_ms = int(runtime.settings.fetch_wait * 1000)
+        return consumer
+
+
 class ProjectorSeekingConsumer(aiokafka_driver.Consumer):
-    """Answers Faust's seek-to-committed with the projector's stored positions."""
+    """Answers Faust's seek-to-committed with the projector's stored positions (and fetches briefly)."""
+
+    def _new_consumer_thread(self) -> ShortFetchConsumerThread:
+        return ShortFetchConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def seek_to_committed(self) -> Mapping[Any, int]:
         committed = dict(await super().seek_to_committed())

@@ -5,6 +5,17 @@ whole batch, and the runtime resumes from the stored positions: no record is app
 already applied (same ``event_id``, another offset) is skipped too. Events a processor
 decides go to an outbox in the same transaction and are appended to the log afterwards (idempotently, by
 ``event_id``).
+
+Durability of the views: on SQLite they run in WAL mode with ``synchronous=NORMAL`` (``wanying.wiring.make_engine``).
+That is safe here, unlike for the log: a commit is atomic in either mode, and NORMAL only means that a power cut
+(not a process crash) may lose the last commits. Those take their positions with them, so the views come back
+as they were a few batches earlier, never half-written, and the runtime re-reads those records from the log,
+which keeps them (the log's own fsync policy is separate: ``full`` by default). Decided events that had already
+been appended are decided again with the same ids and not appended twice; the views are derived data in any case
+(``wanying views rebuild``).
+
+Speed: a batch costs a fixed number of statements per table, not per record (see :class:`_DriverSql`), and the
+runtimes size batches by what is waiting: large while catching up, a few records when live.
 """
 from __future__ import annotations
 
@@ -85,6 +96,7 @@ class Projector:
         self.engine, self.name = engine, name
         self.processors = list(processors)
         self._for_update = engine.dialect.name == "postgresql"
+        self._sql = _DriverSql(engine.dialect, for_update=self._for_update)
 
     # ------------------------------------------------------------------ schema
 
@@ -115,7 +127,8 @@ class Projector:
             return result
         with self.engine.begin() as conn:
             positions = self._lock_positions(conn, {(r.topic, r.partition) for r in records})
-            fresh: list[tuple[LogRecord, Envelope]] = []
+            fresh: list[tuple[str, Envelope]] = []
+            rejected: list[tuple] = []
             for r in records:
                 tp = (r.topic, r.partition)
                 if r.offset < positions.get(tp, 0):
@@ -123,105 +136,92 @@ class Projector:
                     continue
                 positions[tp] = r.offset + 1
                 try:
-                    fresh.append((r, REGISTRY.validate(r.envelope())))
+                    event = REGISTRY.validate(r.envelope())
                 except (ValueError, SchemaError) as exc:  # pydantic's ValidationError is a ValueError
-                    result.rejected += 1
-                    conn.execute(rejected_records.insert().values(
-                        projector=self.name, topic=r.topic, partition=r.partition, offset=r.offset,
-                        reason=str(exc)[:2000], value=r.value))
-            fresh = self._first_copies(conn, fresh, result)
+                    rejected.append((self.name, r.topic, r.partition, r.offset, str(exc)[:2000], r.value))
+                    continue
+                fresh.append((str(event.event_id), event))
+            if rejected:
+                result.rejected = len(rejected)
+                self._sql.insert(conn, rejected_records, rejected_records.c.keys(), rejected)
+            events = self._first_copies(conn, fresh, result)
             for proc in self.processors:
-                result.decided.extend(self._run(conn, proc, [e for _, e in fresh]))
+                result.decided.extend(self._run(conn, proc, events))
             if result.decided:
-                conn.execute(
-                    outbox.insert(),
-                    [{"event_id": str(e.event_id), "envelope": e.model_dump_json(), "sent": False}
-                     for e in result.decided],
-                )
-            self._save_positions(conn, positions)
-            result.applied = len(fresh)
+                self._sql.insert(conn, outbox, ("event_id", "envelope", "sent"),
+                                 [(str(e.event_id), e.to_bytes().decode(), False) for e in result.decided])
+            self._sql.upsert(conn, view_positions, ("projector", "topic", "partition"), ("next_offset",),
+                             [(self.name, t, p, o) for (t, p), o in positions.items()])
+            result.applied = len(events)
         return result
 
-    def _first_copies(self, conn: Connection, fresh: list[tuple[LogRecord, Envelope]],
-                      result: ApplyResult) -> list[tuple[LogRecord, Envelope]]:
-        """Drop records whose event was applied before (at another offset) or earlier in this batch."""
-        ids = [str(e.event_id) for _, e in fresh]
-        seen: set[str] = set()
-        for i in range(0, len(ids), _CHUNK):
-            q = sa.select(applied_events.c.event_id).where(
-                applied_events.c.projector == self.name, applied_events.c.event_id.in_(ids[i : i + _CHUNK])
-            )
-            seen.update(conn.execute(q).scalars())
-        first: list[tuple[LogRecord, Envelope]] = []
-        for (r, e), event_id in zip(fresh, ids):
-            if event_id in seen:
+    def _first_copies(self, conn: Connection, fresh: list[tuple[str, Envelope]], result: ApplyResult) -> list[Envelope]:
+        """Drop records whose event was applied before (at another offset) or earlier in this batch: one
+        INSERT ... ON CONFLICT DO NOTHING RETURNING per chunk says which ids are new."""
+        unique = list(dict.fromkeys(i for i, _ in fresh))
+        new: set[str] = set()
+        for i in range(0, len(unique), _CHUNK):
+            new.update(self._sql.insert_new(conn, applied_events, self.name, unique[i : i + _CHUNK]))
+        first: list[Envelope] = []
+        for event_id, event in fresh:
+            if event_id in new:
+                new.discard(event_id)
+                first.append(event)
+            else:
                 result.skipped += 1
-                continue
-            seen.add(event_id)
-            first.append((r, e))
-        if first:
-            conn.execute(applied_events.insert(),
-                         [{"projector": self.name, "event_id": str(e.event_id)} for _, e in first])
         return first
 
     def _run(self, conn: Connection, proc: Processor, events: list[Envelope]) -> list[Envelope]:
-        keyed = [(proc.state_key(e), e) for e in events if e.type in proc.handles]
-        keyed = [(k, e) for k, e in keyed if k is not None]
+        handles, state_key = proc.handles, proc.state_key
+        keyed = [(k, e) for e in events if e.type in handles and (k := state_key(e)) is not None]
         if not keyed:
             return []
         states = self._load_states(conn, proc.name, {k for k, _ in keyed})
+        stored = set(states)
         decided: list[Envelope] = []
         for key, event in keyed:
             state = states[key] if key in states else proc.initial()
             decided.extend(proc.decide(state, event))
             states[key] = proc.evolve(state, event)
-        dirty = {k for k, _ in keyed}
-        self._save_states(conn, proc, {k: states[k] for k in dirty})
+        self._save_states(conn, proc, states, stored)
         return decided
 
     def _load_states(self, conn: Connection, processor: str, keys: set[str]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         key_list = sorted(keys)
-        for i in range(0, len(key_list), 500):
-            q = sa.select(processor_state.c.state_key, processor_state.c.state).where(
-                processor_state.c.processor == processor, processor_state.c.state_key.in_(key_list[i : i + 500])
-            )
-            if self._for_update:
-                q = q.with_for_update()
-            out.update({k: json.loads(s) for k, s in conn.execute(q)})
+        for i in range(0, len(key_list), _CHUNK):
+            out.update({k: json.loads(s) for k, s in self._sql.load_states(conn, processor, key_list[i : i + _CHUNK])})
         return out
 
-    def _save_states(self, conn: Connection, proc: Processor, states: dict[str, Any]) -> None:
-        """Replace the stored state and every view row of the given keys.
+    def _save_states(self, conn: Connection, proc: Processor, states: dict[str, Any], stored: set[str]) -> None:
+        """Store the state and replace every view row of the given keys.
 
-        A batch costs a few statements per table whatever the number of keys: DELETE ... IN per chunk of keys
-        (or one executemany for multi-column keys) and one multi-row INSERT.
+        A batch costs a few statements per table whatever the number of keys: one executemany upsert of the
+        states, a DELETE ... IN per chunk of the keys that had rows (a key without a stored state has none: rows
+        are only ever written with their state), and one executemany INSERT per table.
         """
         keys = sorted(states)
-        _delete_keys(conn, processor_state, {"processor": proc.name}, "state_key", keys)
-        conn.execute(
-            processor_state.insert(),
-            [{"processor": proc.name, "state_key": k, "state": json.dumps(states[k], sort_keys=True)} for k in keys],
-        )
+        self._sql.upsert(conn, processor_state, ("processor", "state_key"), ("state",),
+                         [(proc.name, k, json.dumps(states[k], sort_keys=True)) for k in keys])
         if not proc.views:  # a decider with state only
             return
-        selectors = [proc.key_values(key) for key in keys]
-        columns = list(selectors[0])
-        for view in proc.views:
-            t = view.table
-            if len(columns) == 1:
-                _delete_keys(conn, t, {}, columns[0], [sel[columns[0]] for sel in selectors])
-            else:  # row-value IN lists defeat the index on some engines: one parameter set per key instead
-                delete = t.delete().where(sa.and_(*(t.c[c] == sa.bindparam(f"k_{c}") for c in columns)))
-                conn.execute(delete, [{f"k_{c}": sel[c] for c in columns} for sel in selectors])
+        replaced = [proc.key_values(k) for k in keys if k in stored]
+        if replaced:
+            columns = tuple(replaced[0])
+            for view in proc.views:
+                self._sql.delete_keys(conn, view.table, columns, [tuple(sel[c] for c in columns) for sel in replaced])
         inserts: dict[str, list[dict[str, Any]]] = {}
         for key in keys:
             for table, rows in proc.rows(key, states[key]).items():
-                inserts.setdefault(table, []).extend(rows)
+                if rows:
+                    inserts.setdefault(table, []).extend(rows)
         tables = {v.table.name: v.table for v in proc.views}
         for table, rows in inserts.items():
-            if rows:
-                conn.execute(tables[table].insert(), rows)
+            by_columns: dict[tuple[str, ...], list[tuple]] = {}
+            for row in rows:
+                by_columns.setdefault(tuple(row), []).append(tuple(row.values()))
+            for columns, values in by_columns.items():
+                self._sql.insert(conn, tables[table], columns, values)
 
     def _lock_positions(self, conn: Connection, tps: set[tuple[str, int]]) -> dict[tuple[str, int], int]:
         q = sa.select(view_positions.c.topic, view_positions.c.partition, view_positions.c.next_offset).where(
@@ -230,24 +230,6 @@ class Projector:
         if self._for_update:
             q = q.with_for_update()
         return {(t, p): o for t, p, o in conn.execute(q) if (t, p) in tps}
-
-    def _save_positions(self, conn: Connection, positions: dict[tuple[str, int], int]) -> None:
-        for (topic, partition), offset in positions.items():
-            updated = conn.execute(
-                view_positions.update()
-                .where(
-                    view_positions.c.projector == self.name,
-                    view_positions.c.topic == topic,
-                    view_positions.c.partition == partition,
-                )
-                .values(next_offset=offset)
-            )
-            if updated.rowcount == 0:
-                conn.execute(
-                    view_positions.insert().values(
-                        projector=self.name, topic=topic, partition=partition, next_offset=offset
-                    )
-                )
 
     def rejects(self, limit: int = 100) -> list[dict[str, Any]]:
         """Records set aside because they are not valid events (without their bytes)."""
@@ -287,7 +269,67 @@ class Projector:
                     for t in self.view_tables()}
 
 
-def _delete_keys(conn: Connection, table: sa.Table, fixed: dict[str, Any], column: str, values: list[Any]) -> None:
-    for i in range(0, len(values), _CHUNK):
-        where = [table.c[c] == v for c, v in fixed.items()]
-        conn.execute(table.delete().where(*where, table.c[column].in_(values[i : i + _CHUNK])))
+class _DriverSql:
+    """The hot statements as driver SQL, run through the DB-API cursor (``executemany`` for many rows) with
+    plain tuples: SQLAlchemy's per-row parameter processing cost more than SQLite's own work on large batches.
+    Only portable SQL: ``ON CONFLICT`` upserts and ``RETURNING`` (SQLite 3.35+, PostgreSQL)."""
+
+    def __init__(self, dialect: sa.engine.Dialect, *, for_update: bool) -> None:
+        self.mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        self.quote = dialect.identifier_preparer.quote
+        self.for_update = " FOR UPDATE" if for_update else ""
+        self._text: dict[tuple, str] = {}
+
+    def _cols(self, columns: Sequence[str]) -> str:
+        return ", ".join(self.quote(c) for c in columns)
+
+    def _marks(self, n: int) -> str:
+        return ", ".join([self.mark] * n)
+
+    def _cached(self, key: tuple, build) -> str:
+        text = self._text.get(key)
+        if text is None:
+            text = self._text[key] = build()
+        return text
+
+    def insert(self, conn: Connection, table: sa.Table, columns: Sequence[str], rows: list[tuple]) -> None:
+        sql = self._cached(("insert", table.name, tuple(columns)), lambda: (
+            f"INSERT INTO {self.quote(table.name)} ({self._cols(columns)}) VALUES ({self._marks(len(columns))})"))
+        conn.exec_driver_sql(sql, rows)
+
+    def upsert(self, conn: Connection, table: sa.Table, keys: Sequence[str], values: Sequence[str],
+               rows: list[tuple]) -> None:
+        if not rows:
+            return
+        sql = self._cached(("upsert", table.name, tuple(keys), tuple(values)), lambda: (
+            f"INSERT INTO {self.quote(table.name)} ({self._cols([*keys, *values])}) "
+            f"VALUES ({self._marks(len(keys) + len(values))}) ON CONFLICT ({self._cols(keys)}) DO UPDATE SET "
+            + ", ".join(f"{self.quote(c)} = excluded.{self.quote(c)}" for c in values)))
+        conn.exec_driver_sql(sql, rows)
+
+    def insert_new(self, conn: Connection, table: sa.Table, projector: str, event_ids: list[str]) -> list[str]:
+        """Insert ``(projector, event_id)`` rows; returns the ids that were not there yet."""
+        if not event_ids:
+            return []
+        sql = (f"INSERT INTO {self.quote(table.name)} (projector, event_id) VALUES "
+               + ", ".join([f"({self.mark}, {self.mark})"] * len(event_ids))
+               + " ON CONFLICT DO NOTHING RETURNING event_id")
+        params = tuple(v for i in event_ids for v in (projector, i))
+        return [row[0] for row in conn.exec_driver_sql(sql, params)]
+
+    def load_states(self, conn: Connection, processor: str, keys: list[str]) -> list[tuple[str, str]]:
+        sql = (f"SELECT state_key, state FROM processor_state WHERE processor = {self.mark} AND state_key IN "
+               f"({self._marks(len(keys))}){self.for_update}")
+        return list(conn.exec_driver_sql(sql, (processor, *keys)))
+
+    def delete_keys(self, conn: Connection, table: sa.Table, columns: tuple[str, ...], keys: list[tuple]) -> None:
+        if len(columns) == 1:
+            for i in range(0, len(keys), _CHUNK):
+                chunk = [k[0] for k in keys[i : i + _CHUNK]]
+                conn.exec_driver_sql(f"DELETE FROM {self.quote(table.name)} WHERE {self.quote(columns[0])} IN "
+                                     f"({self._marks(len(chunk))})", tuple(chunk))
+        else:  # row-value IN lists defeat the index on some engines: one parameter set per key instead
+            sql = self._cached(("delete", table.name, columns), lambda: (
+                f"DELETE FROM {self.quote(table.name)} WHERE "
+                + " AND ".join(f"{self.quote(c)} = {self.mark}" for c in columns)))
+            conn.exec_driver_sql(sql, keys)
