@@ -31,7 +31,7 @@ def report(request: Request, hospital: str = Path(pattern=HOSPITAL_CODE_PATTERN)
             sa.select(exam_history.c.local_item_name, exam_history.c.modality, exam_history.c.study_date,
                       exam_history.c.study_uid, exam_history.c.description)
             .where(exam_history.c.hospital == hospital, exam_history.c.report_id == report_id)
-        ).mappings().first()
+        ).mappings().first() or {}
     audit_access(request, who, {row["person_key"]}, "report")
     keys = request.app.state.platform.keys
     try:
@@ -42,10 +42,10 @@ def report(request: Request, hospital: str = Path(pattern=HOSPITAL_CODE_PATTERN)
     hospitals = default_hospitals()
     return {
         "hospital": hospital, "hospital_name": hospitals.name(hospital), "report_id": report_id,
-        "person_key": row["person_key"], "study_uid": row["study_uid"] or (exam or {}).get("study_uid"),
+        "person_key": row["person_key"], "study_uid": row["study_uid"] or exam.get("study_uid"),
         "accession_number": row["accession_number"], "status": row["status"], "critical": row["critical"],
         "author_id": row["author_id"], "signed_at": row["signed_at"], "first_signed_at": row["first_signed_at"],
         "amendments": row["amendments"], "amended_reason": row["amended_reason"],
-        "item_name": (exam or {}).get("local_item_name") or (exam or {}).get("description"),
-        "modality": (exam or {}).get("modality"), "study_date": (exam or {}).get("study_date"), **text,
+        "item_name": exam.get("local_item_name") or exam.get("description"),
+        "modality": exam.get("modality"), "study_date": exam.get("study_date"), **text,
     }

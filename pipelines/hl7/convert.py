@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 

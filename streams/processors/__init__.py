@@ -1,4 +1,5 @@
 """Pure processors: ``evolve(state, event) -> state`` and ``decide(state, event) -> events``. No I/O here."""
+from schemas.recognition_rules import RuleSet
 from streams.processors.base import Processor, ViewTable
 from streams.processors.daily_counts import HospitalDailyCounts
 from streams.processors.history import ExamHistory
@@ -6,7 +7,6 @@ from streams.processors.qc_views import QCScores, QCStats, QCStudies
 from streams.processors.recognition import Recognition, RecognitionStats
 from streams.processors.reminders import DoctorReminders, Reminders
 from streams.processors.reports import ReportTexts
-from schemas.recognition_rules import RuleSet
 
 ALL: tuple[type[Processor], ...] = (ExamHistory, HospitalDailyCounts, Reminders, DoctorReminders, Recognition,
                                     RecognitionStats, QCStudies, QCScores, QCStats, ReportTexts)

@@ -51,7 +51,7 @@ def test_stow_round_trip_with_a_refused_part_kept_as_dead_letter(centre, tmp_pat
         got = http.get(url, headers={"Accept": 'multipart/related; type="application/dicom"'})
         assert got.status_code == 200 and paths[0].read_bytes() in got.content or paths[1].read_bytes() in got.content
         # all refused -> 409; wrong study in the URL -> refused with a reason
-        other = http.post(f"/studies/1.2.3.4", content=body, headers={"Content-Type": ctype})
+        other = http.post("/studies/1.2.3.4", content=body, headers={"Content-Type": ctype})
         assert other.status_code == 409
         assert "not to 1.2.3.4" in other.json()["00081198"]["Value"][0]["00000902"]["Value"][0]
         assert http.post("/studies", content=b"x", headers={"Content-Type": "application/json"}).status_code == 415

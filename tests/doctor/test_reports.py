@@ -2,7 +2,7 @@
 signing time whatever order they arrive in; the API decrypts for doctors only and audits the read."""
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 
 import pytest
 from fastapi.testclient import TestClient

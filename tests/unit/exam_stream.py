@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
 from pipelines.crypto import Keyring
 from pipelines.identity import PlainPerson, check_digit, protect

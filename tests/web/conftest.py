@@ -5,7 +5,9 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import uvicorn
@@ -57,18 +59,31 @@ def live_api(tmp_path):
     platform.close()
 
 
-@pytest.fixture
-def phone(tmp_path, playwright_driver):
-    """A phone-sized (375x667, touch) page in a fresh headless chromium profile."""
+@contextmanager
+def chromium_page(driver, profile: Path, *, timeout_ms: int = 15_000, **options) -> Iterator:
+    """One page in a fresh headless chromium profile (the system's browser), closed afterwards."""
     ARTIFACTS.mkdir(exist_ok=True)
-    context = playwright_driver.chromium.launch_persistent_context(
-        str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
-        viewport={"width": 375, "height": 667}, device_scale_factor=2, is_mobile=True, has_touch=True,
-        locale="zh-CN",
-    )
+    context = driver.chromium.launch_persistent_context(
+        str(profile), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, locale="zh-CN", **options)
     try:
         page = context.pages[0] if context.pages else context.new_page()
-        page.set_default_timeout(15_000)
+        page.set_default_timeout(timeout_ms)
         yield page
     finally:
         context.close()
+
+
+@pytest.fixture
+def phone(tmp_path, playwright_driver):
+    """A phone-sized (375x667, touch) page."""
+    with chromium_page(playwright_driver, tmp_path / "chromium-profile", viewport={"width": 375, "height": 667},
+                       device_scale_factor=2, is_mobile=True, has_touch=True) as page:
+        yield page
+
+
+@pytest.fixture
+def desk(tmp_path, playwright_driver):
+    """A regulator's desktop page (1366x900) that accepts downloads."""
+    with chromium_page(playwright_driver, tmp_path / "chromium-profile", timeout_ms=20_000,
+                       viewport={"width": 1366, "height": 900}, accept_downloads=True) as page:
+        yield page

@@ -17,7 +17,7 @@ from pipelines.identity import check_digit
 from streams.doctor_feed import DoctorFeed
 from streams.topics import publish
 from tests.doctor.stream import CT_CHEST, WH1, WH2, DoctorStream
-from tests.web.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.web.conftest import ARTIFACTS, chromium_page
 
 pytestmark = pytest.mark.slow
 FIRST17 = "34010419850612123"
@@ -48,17 +48,10 @@ def world(live_api):
 
 @pytest.fixture
 def panel(tmp_path, playwright_driver):
-    """A 400 x 860 side panel in a fresh headless chromium profile."""
-    ARTIFACTS.mkdir(exist_ok=True)
-    context = playwright_driver.chromium.launch_persistent_context(
-        str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
-        viewport={"width": 400, "height": 860}, locale="zh-CN")
-    try:
-        page = context.pages[0] if context.pages else context.new_page()
-        page.set_default_timeout(10_000)
+    """A 400 x 860 side panel."""
+    with chromium_page(playwright_driver, tmp_path / "chromium-profile", timeout_ms=10_000,
+                       viewport={"width": 400, "height": 860}) as page:
         yield page
-    finally:
-        context.close()
 
 
 def his(api, *events: dict) -> None:

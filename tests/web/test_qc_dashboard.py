@@ -13,28 +13,15 @@ from playwright.sync_api import expect
 
 from qc.worker import worker_for
 from streams.processors.qc_views import qc_latest
-from tests.web.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.web.conftest import ARTIFACTS
 from wanying.demo import load_demo
 
 pytestmark = pytest.mark.slow
 SHOTS = ARTIFACTS / "qc"
 
 
-@pytest.fixture
-def desk(tmp_path, playwright_driver):
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    context = playwright_driver.chromium.launch_persistent_context(
-        str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
-        viewport={"width": 1366, "height": 900}, locale="zh-CN", accept_downloads=True)
-    try:
-        page = context.pages[0] if context.pages else context.new_page()
-        page.set_default_timeout(20_000)
-        yield page
-    finally:
-        context.close()
-
-
 def test_dashboard_charts_drill_down_and_export(live_api, desk, tmp_path):
+    SHOTS.mkdir(parents=True, exist_ok=True)
     platform = live_api.platform
     load_demo(platform, scale=0.2)
     stats = worker_for(platform).run_until_idle()

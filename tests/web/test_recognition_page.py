@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 
 from streams.topics import publish
 from tests.doctor.stream import CT_CHEST, HF1, HF2, WH1, WH2, DoctorStream, local
-from tests.web.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.web.conftest import ARTIFACTS
 
 pytestmark = pytest.mark.slow
 DAY = date(2026, 9, 1)
@@ -35,20 +35,6 @@ def decided(live_api):
     publish(platform.log, b.events)
     platform.runner().run_until_caught_up()
     return live_api
-
-
-@pytest.fixture
-def desk(tmp_path, playwright_driver):
-    ARTIFACTS.mkdir(exist_ok=True)
-    context = playwright_driver.chromium.launch_persistent_context(
-        str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
-        viewport={"width": 1366, "height": 900}, locale="zh-CN", accept_downloads=True)
-    try:
-        page = context.pages[0] if context.pages else context.new_page()
-        page.set_default_timeout(15_000)
-        yield page
-    finally:
-        context.close()
 
 
 def test_recognition_figures_filter_and_export(decided, desk):
