@@ -178,14 +178,18 @@ class DoctorFeed:
                 self._pending.popleft()
 
     def _release(self) -> None:
-        """Hand over every pending record the views already hold (positions are one small query per round)."""
+        """Hand over every pending record the views already hold: read past (positions, one small query per round),
+        or applied with the event that decided it (one indexed lookup of the ids the positions do not cover)."""
         if not self._pending:
             return
         stored = self.projector.positions()
+        ahead = [str(e.event_id) for r, e, _, _ in self._pending  # only decided events can be applied ahead
+                 if e.causation_id is not None and stored.get((r.topic, r.partition), 0) <= r.offset]
+        held = self.projector.holds(ahead) if ahead else set()
         kept: deque = deque()
         while self._pending:
             r, event, kind, doctors = self._pending.popleft()
-            if stored.get((r.topic, r.partition), 0) <= r.offset:
+            if stored.get((r.topic, r.partition), 0) <= r.offset and str(event.event_id) not in held:
                 kept.append((r, event, kind, doctors))
                 continue
             with self._lock:

@@ -107,20 +107,23 @@ class Reminders(Processor[dict[str, Any]]):
                                                                           "studies": studies}
         if event.type == "ReminderRaised":
             if all(r["id"] != str(event.event_id) for r in state["reminders"]):
-                state["reminders"].append({"id": str(event.event_id), "exams": self._listed(state, event)})
+                p = event.payload
+                state["reminders"].append({"id": str(event.event_id), "hospital": p["hospital"],
+                                           "at": event.occurred_at.isoformat(), "study_uids": p["study_uids"]})
                 state["reminders"] = state["reminders"][-KEEP_PER_PERSON:]
             return state
         return px.evolve(state, event)
 
-    def _listed(self, state: dict[str, Any], event: Envelope) -> list[dict[str, Any]]:
-        """The reminder's list, judged against an order at the doctor's hospital on the reminder's day."""
-        p = event.payload
-        day = px.local_day(event.occurred_at)
+    def _listed(self, state: dict[str, Any], reminder: dict[str, Any]) -> list[dict[str, Any]]:
+        """The reminder's exams as they stand now (a report signed since shows as final), judged against an order
+        at the doctor's hospital on the reminder's day. Rendered from the current state rather than kept from
+        when the reminder was applied, which would depend on how records of other partitions interleaved."""
+        day = px.local_day(datetime.fromisoformat(reminder["at"]))
         rules = self.rules.at(day)
-        order = px.OrderContext(p["hospital"], day, None, px.age_at(state, day))
+        order = px.OrderContext(reminder["hospital"], day, None, px.age_at(state, day))
         by_study = {e["study_uid"]: e for e in state["exams"].values() if e["study_uid"]}
         listed = []
-        for study_uid in p["study_uids"]:
+        for study_uid in reminder["study_uids"]:
             exam = by_study.get(study_uid)
             if exam is None:
                 continue
@@ -139,7 +142,7 @@ class Reminders(Processor[dict[str, Any]]):
     def rows(self, key: str, state: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
         return {"reminder_exams": [
             {"person_key": key, "reminder_id": r["id"], "position": i, **exam}
-            for r in state["reminders"] for i, exam in enumerate(r["exams"])
+            for r in state["reminders"] for i, exam in enumerate(self._listed(state, r))
         ]}
 
 

@@ -6,6 +6,15 @@ already applied (same ``event_id``, another offset) is skipped too. Events a pro
 decides go to an outbox in the same transaction and are appended to the log afterwards (idempotently, by
 ``event_id``).
 
+Decided events are also applied in the transaction that decides them, right after the event that caused them:
+a doctor's duplicate candidate is readable the moment its order's batch commits, not one more round trip
+through the log later (on Kafka that trip was most of the latency). That holds for events bound for their
+cause's own partition (same topic and key), whose copy on the log follows the cause there and is then skipped
+like any copy; an event for another partition is applied when its copy is read, as before. Decisions are
+deterministic (ids derived from the cause), so the views do not depend on where batches start and end, and a
+rebuild from the log decides and applies the same events at the same places; any other reader of the log still
+sees every decided event.
+
 Durability of the views: on SQLite they run in WAL mode with ``synchronous=NORMAL`` (``wanying.wiring.make_engine``).
 That is safe here, unlike for the log: a commit is atomic in either mode, and NORMAL only means that a power cut
 (not a process crash) may lose the last commits. Those take their positions with them, so the views come back
@@ -80,6 +89,9 @@ rejected_records = sa.Table(
 )
 
 BOOKKEEPING = (processor_state, view_positions, outbox, applied_events, rejected_records)
+#: How many generations of decided events one transaction applies (a decided event deciding again); deeper ones
+#: are applied when their copies are read back from the log.
+CASCADE_DEPTH = 4
 _CHUNK = 500  # keys per DELETE ... IN: well under SQLite's 32766 bound parameters
 
 
@@ -109,6 +121,16 @@ class Projector:
     def drop(self) -> None:
         """Drop every view and the bookkeeping, so a replay from offset 0 rebuilds them."""
         metadata.drop_all(self.engine, tables=[*self.view_tables(), *BOOKKEEPING])
+
+    def holds(self, event_ids: Iterable[str]) -> set[str]:
+        """Which of these events the views hold, wherever they were applied from (a decided event is applied with
+        its cause, before its copy on the log is read)."""
+        ids = sorted(set(event_ids))
+        out: set[str] = set()
+        with self.engine.connect() as conn:
+            for i in range(0, len(ids), _CHUNK):
+                out.update(self._sql.applied(conn, applied_events, self.name, ids[i : i + _CHUNK]))
+        return out
 
     def positions(self) -> dict[tuple[str, int], int]:
         with self.engine.connect() as conn:
@@ -145,14 +167,13 @@ class Projector:
                 result.rejected = len(rejected)
                 self._sql.insert(conn, rejected_records, rejected_records.c.keys(), rejected)
             events = self._first_copies(conn, fresh, result)
-            for proc in self.processors:
-                result.decided.extend(self._run(conn, proc, events))
+            result.applied = len(events)
+            result.decided = self._run(conn, events)
             if result.decided:
                 self._sql.insert(conn, outbox, ("event_id", "envelope", "sent"),
                                  [(str(e.event_id), e.to_bytes().decode(), False) for e in result.decided])
             self._sql.upsert(conn, view_positions, ("projector", "topic", "partition"), ("next_offset",),
                              [(self.name, t, p, o) for (t, p), o in positions.items()])
-            result.applied = len(events)
         return result
 
     def _first_copies(self, conn: Connection, fresh: list[tuple[str, Envelope]], result: ApplyResult) -> list[Envelope]:
@@ -171,19 +192,50 @@ class Projector:
                 result.skipped += 1
         return first
 
-    def _run(self, conn: Connection, proc: Processor, events: list[Envelope]) -> list[Envelope]:
-        handles, state_key = proc.handles, proc.state_key
-        keyed = [(k, e) for e in events if e.type in handles and (k := state_key(e)) is not None]
-        if not keyed:
-            return []
-        states = self._load_states(conn, proc.name, {k for k, _ in keyed})
-        stored = set(states)
+    def _run(self, conn: Connection, events: list[Envelope]) -> list[Envelope]:
+        """Every processor over the batch, event by event. What an event decides is applied right after it, before
+        the next event of the batch, as if read from the log there; the decided events are returned."""
+        states: dict[str, dict[str, Any]] = {}
+        stored: dict[str, set[str]] = {}
+        looked_up: dict[str, set[str]] = {}
+        for proc in self.processors:
+            keys = {k for e in events if e.type in proc.handles and (k := proc.state_key(e)) is not None}
+            states[proc.name] = self._load_states(conn, proc.name, keys) if keys else {}
+            stored[proc.name], looked_up[proc.name] = set(states[proc.name]), keys
         decided: list[Envelope] = []
-        for key, event in keyed:
-            state = states[key] if key in states else proc.initial()
-            decided.extend(proc.decide(state, event))
-            states[key] = proc.evolve(state, event)
-        self._save_states(conn, proc, states, stored)
+        todo = [(e, 0) for e in reversed(events)]  # a stack: the next event to apply is on top
+        while todo:
+            event, depth = todo.pop()
+            caused: list[Envelope] = []
+            for proc in self.processors:
+                if event.type not in proc.handles or (key := proc.state_key(event)) is None:
+                    continue
+                mine = states[proc.name]
+                if key not in looked_up[proc.name]:  # a decided event's state, not loaded with the batch
+                    looked_up[proc.name].add(key)
+                    found = self._load_states(conn, proc.name, {key})
+                    mine.update(found)
+                    stored[proc.name].update(found)
+                state = mine[key] if key in mine else proc.initial()
+                caused.extend(proc.decide(state, event))
+                mine[key] = proc.evolve(state, event)
+            decided.extend(caused)
+            # Only events bound for the cause's own partition: their copy follows the cause there, so applying them
+            # right after it is the same wherever batches and other partitions' records fall. Others wait for theirs.
+            topic = REGISTRY.topic_of(event.type)
+            here = [e for e in caused if e.key == event.key and REGISTRY.topic_of(e.type) == topic]
+            if here and depth < CASCADE_DEPTH:
+                new = set(self._sql.insert_new(conn, applied_events, self.name,
+                                               list(dict.fromkeys(str(e.event_id) for e in here))))
+                first = []
+                for e in here:
+                    if str(e.event_id) in new:
+                        new.discard(str(e.event_id))
+                        first.append((e, depth + 1))
+                todo.extend(reversed(first))
+        for proc in self.processors:
+            if states[proc.name]:
+                self._save_states(conn, proc, states[proc.name], stored[proc.name])
         return decided
 
     def _load_states(self, conn: Connection, processor: str, keys: set[str]) -> dict[str, Any]:
@@ -316,6 +368,11 @@ class _DriverSql:
                + " ON CONFLICT DO NOTHING RETURNING event_id")
         params = tuple(v for i in event_ids for v in (projector, i))
         return [row[0] for row in conn.exec_driver_sql(sql, params)]
+
+    def applied(self, conn: Connection, table: sa.Table, projector: str, event_ids: list[str]) -> list[str]:
+        sql = (f"SELECT event_id FROM {self.quote(table.name)} WHERE projector = {self.mark} AND event_id IN "
+               f"({self._marks(len(event_ids))})")
+        return [row[0] for row in conn.exec_driver_sql(sql, (projector, *event_ids))]
 
     def load_states(self, conn: Connection, processor: str, keys: list[str]) -> list[tuple[str, str]]:
         sql = (f"SELECT state_key, state FROM processor_state WHERE processor = {self.mark} AND state_key IN "
