@@ -5,8 +5,8 @@ between the view commit and the group commit loses nothing and repeats nothing. 
 hint for operators, so they are committed at most once a second (each is a durable write to the log's file).
 
 Batches size themselves: a poll takes what is waiting, up to ``batch``, so catching up goes in large batches and
-live traffic in a few records each; the events a batch decides are appended right after it, and the next step
-reads them back at once (no poll wait while records are waiting).
+live traffic in a few records each; the events a batch decides are appended right after it
+(:class:`OutboxRelay`).
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import time
 from typing import Sequence
 
 from streams.log.port import EventLog, LogRecord, Position
-from streams.topics import publish
+from streams.runtime.outbox import OutboxRelay
 from streams.views.projector import Projector
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,7 @@ class EmbeddedRunner:
         self.event_log, self.projector, self.topics, self.batch = event_log, projector, list(topics), batch
         self._commit_due = 0.0
         self._last: dict[tuple[str, int], LogRecord] = {}  # the last applied record per partition, to commit
+        self.outbox = OutboxRelay(event_log, projector)
         self.consumer = event_log.consumer(projector.name, self.topics)
         self._seek_to_views()
         self.applied = 0
@@ -44,12 +45,12 @@ class EmbeddedRunner:
         """One poll-apply-commit round; returns how many records were applied."""
         records = self.consumer.poll(self.batch, timeout)
         if records:
-            result = self.projector.apply(records)
+            result = self.outbox.apply(records)
             self.applied += result.applied
             self._last.update(((r.topic, r.partition), r) for r in records)
-        self.flush_outbox()
-        if records:
             self.commit_group(force=False)
+        else:
+            self.flush_outbox()
         return len(records)
 
     def commit_group(self, force: bool = True) -> None:
@@ -60,13 +61,8 @@ class EmbeddedRunner:
             self._commit_due = time.monotonic() + GROUP_COMMIT_EVERY
 
     def flush_outbox(self) -> int:
-        """Append every decided event not yet on the log (a batch can decide more than one page of them)."""
-        sent = 0
-        while pending := self.projector.pending_outbox():
-            publish(self.event_log, pending)
-            self.projector.mark_sent(pending)
-            sent += len(pending)
-        return sent
+        """Mark what batches appended, and append every decided event still pending (see :class:`OutboxRelay`)."""
+        return self.outbox.flush()
 
     def run_until_caught_up(self) -> int:
         # First what an earlier process decided but did not append: no step would otherwise read it back.
@@ -76,6 +72,7 @@ class EmbeddedRunner:
             total += n
         if total:
             self.commit_group()
+        self.flush_outbox()
         return total
 
     def run(self, stop: threading.Event) -> None:
@@ -90,6 +87,7 @@ class EmbeddedRunner:
                 except Exception:
                     log.exception("cannot read the views' positions; retrying")
         try:
+            self.flush_outbox()
             self.commit_group()
         finally:
             self.consumer.close()

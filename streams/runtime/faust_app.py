@@ -2,8 +2,8 @@
 
 One agent per logical topic takes batches of events (``take_events`` with a short ``within``), turns them into
 :class:`LogRecord` s (real partition and offset, logical topic name), and applies them with
-:meth:`Projector.apply`, which stores state, view rows and positions in one SQL transaction. Then the decided
-events in the projector's outbox are appended to the log, and only then does Faust ack the batch. The SQL runs in
+:meth:`Projector.apply`, which stores state, view rows and positions in one SQL transaction. Then the events it
+decided are appended to the log (:class:`OutboxRelay`), and only then does Faust ack the batch. The SQL runs in
 one worker thread, so the agents never write concurrently.
 
 Delivery is at least once; effects are idempotent because the projector skips any record below its stored
@@ -43,7 +43,8 @@ from faust.transport.drivers import aiokafka as aiokafka_driver
 
 from schemas.envelope import Envelope
 from streams.log.port import EventLog, LogRecord
-from streams.topics import PARTITIONS, publish
+from streams.runtime.outbox import OutboxRelay
+from streams.topics import PARTITIONS
 from streams.views.projector import Projector
 
 log = logging.getLogger(__name__)
@@ -128,6 +129,7 @@ class FaustRuntime:
     def __init__(self, settings: FaustSettings, projector: Projector, event_log: EventLog) -> None:
         self.settings, self.projector, self.event_log = settings, projector, event_log
         self._sql = ThreadPoolExecutor(max_workers=1, thread_name_prefix="projector")
+        self.outbox = OutboxRelay(event_log, projector)  # used on the SQL thread only
         self.applied = 0
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.app = ProjectorApp(
@@ -193,14 +195,10 @@ class FaustRuntime:
                 await asyncio.sleep(self.settings.retry_pause)
 
     def _apply_and_flush(self, records: Sequence[LogRecord]) -> int:
-        applied = self.projector.apply(records).applied
-        self.flush_outbox()
-        return applied
+        return self.outbox.apply(records).applied
 
     def flush_outbox(self) -> None:
-        while pending := self.projector.pending_outbox():
-            publish(self.event_log, pending)
-            self.projector.mark_sent(pending)
+        self.outbox.flush()
 
     async def _flush_pending(self) -> None:
         """Append decided events that no batch will append. At start: those of a worker killed between the views'
@@ -226,6 +224,7 @@ class FaustRuntime:
         try:
             Worker(self.app, loglevel=loglevel, quiet=True).execute_from_commandline()
         finally:
+            self._sql.submit(self.outbox.mark)  # the last batch's appended events (a clean stop leaves none pending)
             self._sql.shutdown(wait=True)
 
 

@@ -143,11 +143,14 @@ class Projector:
 
     # ------------------------------------------------------------------ apply
 
-    def apply(self, records: Sequence[LogRecord]) -> ApplyResult:
+    def apply(self, records: Sequence[LogRecord], *, sent: Sequence[str] = ()) -> ApplyResult:
+        """Apply a batch in one transaction; ``sent``: ids of decided events appended since, marked in it too."""
         result = ApplyResult()
         if not records:
             return result
         with self.engine.begin() as conn:
+            if sent:
+                self._mark_sent(conn, sent)
             positions = self._lock_positions(conn, {(r.topic, r.partition) for r in records})
             fresh: list[tuple[str, Envelope]] = []
             rejected: list[tuple] = []
@@ -298,12 +301,17 @@ class Projector:
             return [Envelope.model_validate_json(r[0]) for r in rows]
 
     def mark_sent(self, envelopes: Sequence[Envelope]) -> None:
-        if not envelopes:
-            return
-        with self.engine.begin() as conn:
-            conn.execute(
-                outbox.update().where(outbox.c.event_id.in_([str(e.event_id) for e in envelopes])).values(sent=True)
-            )
+        self.mark_sent_ids([str(e.event_id) for e in envelopes])
+
+    def mark_sent_ids(self, event_ids: Sequence[str]) -> None:
+        if event_ids:
+            with self.engine.begin() as conn:
+                self._mark_sent(conn, event_ids)
+
+    def _mark_sent(self, conn: Connection, event_ids: Sequence[str]) -> None:
+        ids = list(event_ids)
+        for i in range(0, len(ids), _CHUNK):
+            conn.execute(outbox.update().where(outbox.c.event_id.in_(ids[i : i + _CHUNK])).values(sent=True))
 
     # ------------------------------------------------------------------ reading
 
