@@ -25,7 +25,6 @@ from streams.processors.history import metadata
 #: A doctor who opens the same patient again within this time, with nothing new, is not reminded again.
 REPEAT_QUIET = timedelta(minutes=60)
 KEEP_PER_PERSON = 10
-KEEP_PER_DOCTOR = 50
 TRIGGERS = {"PatientOpened": "patient_opened", "VisitStarted": "visit_started"}
 
 reminder_exams = sa.Table(
@@ -60,6 +59,7 @@ doctor_reminders = sa.Table(
     sa.Column("trigger", sa.String(16), nullable=False),
     sa.Column("exam_count", sa.Integer, nullable=False),
     sa.Column("study_uids", sa.Text, nullable=False),  # JSON list
+    sa.Index("ix_doctor_reminders_latest", "hospital", "doctor_id", "raised_at"),
 )
 
 
@@ -146,32 +146,32 @@ class Reminders(Processor[dict[str, Any]]):
         ]}
 
 
-class DoctorReminders(Processor[list[dict[str, Any]]]):
-    """The latest reminders each doctor was shown, newest last (at most ``KEEP_PER_DOCTOR``)."""
+class DoctorReminders(Processor[dict[str, Any]]):
+    """Every reminder a doctor was shown, a row each; the API reads the latest (``ix_doctor_reminders_latest``).
+
+    Keyed by reminder, not by doctor: a per-doctor list re-read and rewrote all of that doctor's rows on each new
+    reminder, which cost more than the rest of an order's work at a busy clinic."""
 
     name = "doctor_reminders"
     handles = frozenset({"ReminderRaised"})
-    views = (ViewTable(doctor_reminders, ("hospital", "doctor_id")),)
+    views = (ViewTable(doctor_reminders, ("hospital", "doctor_id", "reminder_id")),)
 
     def state_key(self, event: Envelope) -> str | None:
-        return f"{event.payload['hospital']}|{event.payload['doctor_id']}"
+        return f"{event.payload['hospital']}|{event.payload['doctor_id']}|{event.event_id}"
 
     def key_values(self, key: str) -> dict[str, Any]:
-        hospital, doctor = key.split("|", 1)
-        return {"hospital": hospital, "doctor_id": doctor}
+        hospital, rest = key.split("|", 1)
+        doctor, reminder = rest.rsplit("|", 1)
+        return {"hospital": hospital, "doctor_id": doctor, "reminder_id": reminder}
 
-    def initial(self) -> list[dict[str, Any]]:
-        return []
+    def initial(self) -> dict[str, Any]:
+        return {}
 
-    def evolve(self, state: list[dict[str, Any]], event: Envelope) -> list[dict[str, Any]]:
+    def evolve(self, state: dict[str, Any], event: Envelope) -> dict[str, Any]:
         p = event.payload
-        if any(r["reminder_id"] == str(event.event_id) for r in state):
-            return state
-        state.append({"reminder_id": str(event.event_id), "person_key": p["person_key"],
-                      "raised_at": event.occurred_at.isoformat(), "trigger": p["trigger"],
-                      "exam_count": p["exam_count"], "study_uids": json.dumps(p["study_uids"])})
-        state.sort(key=lambda r: (r["raised_at"], r["reminder_id"]))
-        return state[-KEEP_PER_DOCTOR:]
+        return state or {"person_key": p["person_key"], "raised_at": event.occurred_at.isoformat(),
+                         "trigger": p["trigger"], "exam_count": p["exam_count"],
+                         "study_uids": json.dumps(p["study_uids"])}
 
-    def rows(self, key: str, state: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-        return {"doctor_reminders": [{**self.key_values(key), **r} for r in state]}
+    def rows(self, key: str, state: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+        return {"doctor_reminders": [{**self.key_values(key), **state}] if state else []}

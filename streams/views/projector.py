@@ -28,10 +28,10 @@ runtimes size batches by what is waiting: large while catching up, a few records
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
+import msgspec
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
@@ -93,6 +93,10 @@ BOOKKEEPING = (processor_state, view_positions, outbox, applied_events, rejected
 #: are applied when their copies are read back from the log.
 CASCADE_DEPTH = 4
 _CHUNK = 500  # keys per DELETE ... IN: well under SQLite's 32766 bound parameters
+# States are JSON text with sorted keys; msgspec reads and writes it several times faster than the json module,
+# which took a third of a live batch's time.
+_decode = msgspec.json.decode
+_encode = msgspec.json.Encoder(order="sorted").encode
 
 
 @dataclass
@@ -245,7 +249,7 @@ class Projector:
         out: dict[str, Any] = {}
         key_list = sorted(keys)
         for i in range(0, len(key_list), _CHUNK):
-            out.update({k: json.loads(s) for k, s in self._sql.load_states(conn, processor, key_list[i : i + _CHUNK])})
+            out.update({k: _decode(s) for k, s in self._sql.load_states(conn, processor, key_list[i : i + _CHUNK])})
         return out
 
     def _save_states(self, conn: Connection, proc: Processor, states: dict[str, Any], stored: set[str]) -> None:
@@ -257,7 +261,7 @@ class Projector:
         """
         keys = sorted(states)
         self._sql.upsert(conn, processor_state, ("processor", "state_key"), ("state",),
-                         [(proc.name, k, json.dumps(states[k], sort_keys=True)) for k in keys])
+                         [(proc.name, k, _encode(states[k]).decode()) for k in keys])
         if not proc.views:  # a decider with state only
             return
         replaced = [proc.key_values(k) for k in keys if k in stored]

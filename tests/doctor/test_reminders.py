@@ -8,7 +8,6 @@ import pytest
 
 from schemas import events as ev
 from streams.processors import DoctorReminders, Recognition, Reminders
-from streams.processors.reminders import KEEP_PER_DOCTOR
 from tests.doctor.fold import Run
 from tests.doctor.stream import AQ2, CT_CHEST, HF1, WH1, WH2, DoctorStream, local
 
@@ -93,18 +92,18 @@ def test_the_list_says_what_is_recognisable_at_the_doctors_hospital(b, pk):
     assert [r["position"] for r in run.rows(Reminders(), "reminder_exams")] == list(range(5))
 
 
-def test_doctor_view_keeps_each_doctors_latest_reminders(b):
-    people = [b.person(f"3401041985061{n:04d}") for n in range(KEEP_PER_DOCTOR + 3)]
+def test_doctor_view_has_a_row_per_reminder_in_time_order(b):
+    people = [b.person(f"3401041985061{n:04d}") for n in range(53)]
     for n, p in enumerate(people):
         b.exam(p, WH1, DAY, CT_CHEST)
         b.opened_at(p, HF1, local(DAY + timedelta(days=1), 8) + timedelta(minutes=n), doctor="D7")
     b.opened_at(people[0], WH2, local(DAY + timedelta(days=2)), doctor="D7")  # same id at another hospital
     run = run_of(b)
     rows = run.rows(DoctorReminders(), "doctor_reminders")
-    mine = [r for r in rows if (r["hospital"], r["doctor_id"]) == (HF1, "D7")]
-    assert len(mine) == KEEP_PER_DOCTOR
-    assert [r["person_key"] for r in mine] == people[3:]  # the oldest three fell off
-    assert [r for r in rows if r["hospital"] == WH2] and all(r["exam_count"] == 1 for r in mine)
+    mine = sorted((r for r in rows if (r["hospital"], r["doctor_id"]) == (HF1, "D7")), key=lambda r: r["raised_at"])
+    assert [r["person_key"] for r in mine] == people
+    assert len({r["reminder_id"] for r in mine}) == len(people) and all(r["exam_count"] == 1 for r in mine)
+    assert [r["person_key"] for r in rows if r["hospital"] == WH2] == [people[0]]
 
 
 def test_a_linked_patient_is_reminded_of_what_was_recorded_under_the_hospital_key(b):

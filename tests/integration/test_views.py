@@ -259,4 +259,4 @@ def test_decided_events_go_through_the_outbox_once(log, projector, story):
     with deciding.engine.connect() as conn:
         states = dict(conn.execute(sa.select(processor_state.c.processor, processor_state.c.state).where(
             processor_state.c.processor == "opened_reminder")).all())
-    assert states == {"opened_reminder": '{"opened": 1}'}
+    assert {k: json.loads(v) for k, v in states.items()} == {"opened_reminder": {"opened": 1}}
