@@ -17,7 +17,7 @@ from schemas.events import RecognitionDecided, RecordAccessed
 from schemas.hospitals import default_hospitals
 from schemas.registry import REGISTRY
 from schemas.types import HOSPITAL_CODE_PATTERN
-from streams.processors.recognition import order_items, recognition_refusals, recognition_stats
+from streams.processors.recognition import order_items, recognition_statistics
 from streams.processors.reminders import doctor_reminders, reminder_exams
 from streams.topics import publish
 
@@ -161,23 +161,16 @@ def statistics(request: Request, hospital: str | None = Query(None, pattern=HOSP
     """Duplicates found, decisions, recognition rate (accepted / decided) and refusal reasons per ordering
     hospital, standard item and local month."""
     filters = {"hospital": hospital, "month": month, "standard_item": standard_item}
-    out = {}
     with _engine(request).connect() as conn:
-        for table in (recognition_stats, recognition_refusals):
-            q = sa.select(table).order_by(*table.primary_key.columns)
-            for column, value in filters.items():
-                if value:
-                    q = q.where(table.c[column] == value)
-            out[table.name] = [dict(r) for r in conn.execute(q).mappings()]
-    totals = {k: sum(r[k] for r in out["recognition_stats"])
+        rows, refusals = recognition_statistics(conn, **filters)
+    totals = {k: sum(r[k] for r in rows)
               for k in ("duplicates_found", "candidates", "decided", "accepted", "declined")}
     totals["recognition_rate"] = round(totals["accepted"] / totals["decided"], 4) if totals["decided"] else None
     hospitals, catalog = default_hospitals(), default_catalog()
     names = {
-        "hospitals": {h: hospitals.name(h) for h in sorted({r["hospital"] for r in out["recognition_stats"]})},
+        "hospitals": {h: hospitals.name(h) for h in sorted({r["hospital"] for r in rows})},
         "items": {i: catalog.items[i].name if i in catalog.items else i
-                  for i in sorted({r["standard_item"] for r in out["recognition_stats"]})},
+                  for i in sorted({r["standard_item"] for r in rows})},
         "reasons": {r.code: r.name for r in request.app.state.platform.rules.reasons.values()},
     }
-    return {"filters": filters, "totals": totals, "rows": out["recognition_stats"],
-            "refusals": out["recognition_refusals"], "names": names}
+    return {"filters": filters, "totals": totals, "rows": rows, "refusals": refusals, "names": names}

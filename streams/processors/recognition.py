@@ -46,29 +46,59 @@ order_items = sa.Table(
     sa.Index("ix_order_items_order", "hospital", "order_id"),
 )
 
-recognition_stats = sa.Table(
-    "recognition_stats",
+#: One row per order item that had candidates or a decision, per local month of the events: the statistics
+#: (:func:`recognition_statistics`) are sums over these rows. Per order item rather than one running total per
+#: hospital, item and month, whose state had to remember every order of the month and grew with each one.
+recognition_outcomes = sa.Table(
+    "recognition_outcomes",
     metadata,
     sa.Column("hospital", sa.String(32), primary_key=True),
     sa.Column("standard_item", sa.String(64), primary_key=True),
     sa.Column("month", sa.String(7), primary_key=True),
-    sa.Column("duplicates_found", sa.Integer, nullable=False),  # order items with at least one candidate
-    sa.Column("candidates", sa.Integer, nullable=False),
-    sa.Column("decided", sa.Integer, nullable=False),
-    sa.Column("accepted", sa.Integer, nullable=False),  # = duplicates avoided
-    sa.Column("declined", sa.Integer, nullable=False),
-    sa.Column("recognition_rate", sa.Float),  # accepted / decided; NULL while nothing was decided
+    sa.Column("person_key", sa.String(80), primary_key=True),
+    sa.Column("order_id", sa.String(64), primary_key=True),
+    sa.Column("candidates", sa.Integer, nullable=False),  # 0 when only a decision fell in this month
+    sa.Column("decision", sa.String(16)),  # accepted if any candidate's last answer was; NULL while undecided
 )
 
-recognition_refusals = sa.Table(
-    "recognition_refusals",
+recognition_outcome_reasons = sa.Table(
+    "recognition_outcome_reasons",
     metadata,
     sa.Column("hospital", sa.String(32), primary_key=True),
     sa.Column("standard_item", sa.String(64), primary_key=True),
     sa.Column("month", sa.String(7), primary_key=True),
+    sa.Column("person_key", sa.String(80), primary_key=True),
+    sa.Column("order_id", sa.String(64), primary_key=True),
     sa.Column("reason_code", sa.String(64), primary_key=True),
-    sa.Column("count", sa.Integer, nullable=False),
 )
+
+STAT_KEYS = ("hospital", "standard_item", "month")
+
+
+def recognition_statistics(conn: sa.Connection, **filters: str | None) -> tuple[list[dict], list[dict]]:
+    """Per ordering hospital, standard item and month: duplicates found (order items with a candidate),
+    candidates, decided, accepted (= duplicates avoided), declined, the rate; and the refusal reasons' counts."""
+    o, r = recognition_outcomes, recognition_outcome_reasons
+    decided = sa.func.sum(sa.case((o.c.decision.is_not(None), 1), else_=0))
+    accepted = sa.func.sum(sa.case((o.c.decision == "accepted", 1), else_=0))
+    q = sa.select(*(o.c[k] for k in STAT_KEYS),
+                  sa.func.sum(sa.case((o.c.candidates > 0, 1), else_=0)).label("duplicates_found"),
+                  sa.func.sum(o.c.candidates).label("candidates"), decided.label("decided"),
+                  accepted.label("accepted"),
+                  sa.func.sum(sa.case((o.c.decision == "declined", 1), else_=0)).label("declined"))
+    q2 = sa.select(*(r.c[k] for k in STAT_KEYS), r.c.reason_code, sa.func.count().label("count"))
+    for column, value in filters.items():
+        if value:
+            q, q2 = q.where(o.c[column] == value), q2.where(r.c[column] == value)
+    q = q.group_by(*(o.c[k] for k in STAT_KEYS)).order_by(*(o.c[k] for k in STAT_KEYS))
+    q2 = q2.group_by(*(r.c[k] for k in STAT_KEYS), r.c.reason_code).order_by(
+        *(r.c[k] for k in STAT_KEYS), r.c.reason_code)
+    rows = []
+    for row in conn.execute(q).mappings():
+        row = {k: int(v) if k not in STAT_KEYS else v for k, v in row.items()}
+        row["recognition_rate"] = round(row["accepted"] / row["decided"], 4) if row["decided"] else None
+        rows.append(row)
+    return rows, [{**row, "count": int(row["count"])} for row in conn.execute(q2).mappings()]
 
 
 class Recognition(Processor[dict[str, Any]]):
@@ -240,53 +270,41 @@ def _final_decisions(slot: dict[str, Any]) -> dict[str, dict]:
 
 
 class RecognitionStats(Processor[dict[str, Any]]):
-    """Per ordering hospital, standard item and local month (of the event): duplicates found, decisions, refusal
-    reasons. An order item counts once however many candidates it had; its last decisions count."""
+    """Per order item and local month (of the event): its candidates and the doctor's answers, a row each for
+    :func:`recognition_statistics` to sum. An order item counts once however many candidates it had; its last
+    decisions count."""
 
     name = "recognition_stats"
     handles = frozenset({"DuplicateFound", "RecognitionDecided"})
-    views = (ViewTable(recognition_stats, ("hospital", "standard_item", "month")),
-             ViewTable(recognition_refusals, ("hospital", "standard_item", "month")))
+    views = (ViewTable(recognition_outcomes, (*STAT_KEYS, "person_key", "order_id")),
+             ViewTable(recognition_outcome_reasons, (*STAT_KEYS, "person_key", "order_id")))
 
     def state_key(self, event: Envelope) -> str | None:
         p = event.payload
-        return f"{p['hospital']}|{p['standard_item']}|{px.local_day(event.occurred_at):%Y-%m}"
+        return json.dumps([p["hospital"], p["standard_item"], f"{px.local_day(event.occurred_at):%Y-%m}",
+                           p["person_key"], p["order_id"]], ensure_ascii=False)
 
     def key_values(self, key: str) -> dict[str, Any]:
-        hospital, rest = key.split("|", 1)  # neither a hospital code nor a month holds "|"; an item code might
-        item, month = rest.rsplit("|", 1)
-        return {"hospital": hospital, "standard_item": item, "month": month}
+        return dict(zip((*STAT_KEYS, "person_key", "order_id"), json.loads(key)))
 
     def initial(self) -> dict[str, Any]:
-        return {"found": {}, "decided": {}}
+        return {"found": [], "decided": {}}
 
     def evolve(self, state: dict[str, Any], event: Envelope) -> dict[str, Any]:
         p = event.payload
-        order = f"{p['person_key']}|{p['order_id']}"
         if event.type == "DuplicateFound":
-            candidates = state["found"].setdefault(order, [])
-            if p["candidate_study_uid"] not in candidates:
-                candidates.append(p["candidate_study_uid"])
+            if p["candidate_study_uid"] not in state["found"]:
+                state["found"].append(p["candidate_study_uid"])
         else:
-            state["decided"].setdefault(order, {})[p["candidate_study_uid"]] = [p["decision"], p.get("reason_code")]
+            state["decided"][p["candidate_study_uid"]] = [p["decision"], p.get("reason_code")]
         return state
 
     def rows(self, key: str, state: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-        accepted = declined = 0
-        reasons: dict[str, int] = {}
-        for decisions in state["decided"].values():
-            if any(d == "accepted" for d, _ in decisions.values()):
-                accepted += 1
-                continue
-            declined += 1
-            for code in {r for _, r in decisions.values() if r}:
-                reasons[code] = reasons.get(code, 0) + 1
-        decided = accepted + declined
         base = self.key_values(key)
-        return {
-            "recognition_stats": [{**base, "duplicates_found": len(state["found"]),
-                                   "candidates": sum(len(c) for c in state["found"].values()), "decided": decided,
-                                   "accepted": accepted, "declined": declined,
-                                   "recognition_rate": round(accepted / decided, 4) if decided else None}],
-            "recognition_refusals": [{**base, "reason_code": c, "count": n} for c, n in sorted(reasons.items())],
-        }
+        decisions = state["decided"].values()
+        decision = None
+        if decisions:
+            decision = "accepted" if any(d == "accepted" for d, _ in decisions) else "declined"
+        reasons = sorted({r for _, r in decisions if r}) if decision == "declined" else []
+        return {"recognition_outcomes": [{**base, "candidates": len(state["found"]), "decision": decision}],
+                "recognition_outcome_reasons": [{**base, "reason_code": c} for c in reasons]}

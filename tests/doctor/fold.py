@@ -6,6 +6,8 @@ import json
 from collections import deque
 from dataclasses import dataclass, field
 
+import sqlalchemy as sa
+
 from schemas.envelope import Envelope
 from schemas.registry import REGISTRY
 from streams.processors.base import Processor
@@ -55,3 +57,17 @@ class Run:
 
     def of(self, type_: str) -> list[Envelope]:
         return [e for e in self.decided if e.type == type_]
+
+    def statistics(self, **filters) -> tuple[list[dict], list[dict]]:
+        """The recognition statistics of this run's outcome rows, summed by the same SQL as the API's."""
+        from streams.processors.recognition import (RecognitionStats, recognition_outcome_reasons,
+                                                    recognition_outcomes, recognition_statistics)
+
+        engine = sa.create_engine("sqlite://")
+        tables = (recognition_outcomes, recognition_outcome_reasons)
+        tables[0].metadata.create_all(engine, tables=list(tables))
+        with engine.begin() as conn:
+            for table in tables:
+                if rows := self.rows(RecognitionStats(), table.name):
+                    conn.execute(table.insert(), rows)
+            return recognition_statistics(conn, **filters)

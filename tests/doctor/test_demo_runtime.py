@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from pipelines.exam_items import from_resolver, items_resolved
 from pipelines.mapping.catalog import default_catalog
 from pipelines.mapping.resolve import ItemResolver
-from streams.processors.recognition import order_items, recognition_stats
+from streams.processors.recognition import order_items, recognition_outcomes, recognition_statistics
 from streams.processors.reminders import doctor_reminders, reminder_exams
 from wanying.demo.load import append_events, write_files
 from wanying.demo.timeline import world_events
@@ -101,7 +101,7 @@ def test_statistics_count_the_world(demo):
     found_orders = {(e.payload["hospital"], e.payload["order_id"], e.payload["standard_item"])
                     for e in _events(platform, "DuplicateFound")}
     with platform.views_engine.connect() as conn:
-        stats = conn.execute(sa.select(recognition_stats)).mappings().all()
+        stats, _ = recognition_statistics(conn)
     assert sum(s["duplicates_found"] for s in stats) == len(found_orders) > 0
     assert all(s["decided"] == 0 and s["recognition_rate"] is None for s in stats)
 
@@ -110,7 +110,7 @@ def test_rebuilding_the_views_decides_the_same_events_again(demo):
     """A replay reads the partitions in another order than the live run did; the decisions are the same."""
     platform, _ = demo
     before = {e.event_id for e in _events(platform)}
-    views = (order_items, reminder_exams, doctor_reminders, recognition_stats)
+    views = (order_items, reminder_exams, doctor_reminders, recognition_outcomes)
     with platform.views_engine.connect() as conn:
         rows = {t.name: sorted(tuple(r) for r in conn.execute(sa.select(t))) for t in views}
     assert all(rows.values())

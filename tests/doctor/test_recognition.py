@@ -293,7 +293,7 @@ def test_two_orders_of_the_same_item_at_the_same_moment_each_get_their_candidate
     assert len({e.event_id for e in run.of("DuplicateFound") if e.payload["order_id"] in ("O1", "O2")}) == 4
     for order_id in ("O1", "O2"):
         assert item_row(run, order_id)["candidate_count"] == 2
-    stats = [s for s in run.rows(RecognitionStats(), "recognition_stats") if s["hospital"] == HF1]
+    stats, _ = run.statistics(hospital=HF1)
     assert [(s["duplicates_found"], s["candidates"]) for s in stats] == [(2, 4)]
 
 
@@ -448,11 +448,10 @@ def test_statistics_per_hospital_item_and_month(b):
     b.decision(people[2], HF1, "O2", CT_CHEST, uids[2], "declined", "disease_change")
     b.decision(people[2], HF1, "O2", CT_CHEST, uids[2], "accepted")  # changed their mind: the last answer counts
     run = run_of(b)
-    [stats] = [s for s in run.rows(RecognitionStats(), "recognition_stats") if s["hospital"] == HF1]
+    [stats], refusals = run.statistics(hospital=HF1)
     assert (stats["month"], stats["duplicates_found"], stats["decided"], stats["accepted"], stats["declined"]) == (
         "2026-09", 4, 3, 2, 1)
     assert stats["recognition_rate"] == round(2 / 3, 4)
-    refusals = run.rows(RecognitionStats(), "recognition_refusals")
     assert [(r["reason_code"], r["count"]) for r in refusals] == [("disease_change", 1)]
 
 

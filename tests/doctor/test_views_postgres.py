@@ -11,7 +11,7 @@ from tests.doctor.stream import CT_CHEST, HF1, WH1, WH2, DoctorStream, local
 from wanying.settings import Settings
 from wanying.wiring import Platform
 
-DOCTOR_VIEWS = ("order_items", "reminder_exams", "doctor_reminders", "recognition_stats", "recognition_refusals")
+DOCTOR_VIEWS = ("order_items", "reminder_exams", "doctor_reminders", "recognition_outcomes", "recognition_outcome_reasons")
 
 
 def _story(b: DoctorStream) -> None:
