@@ -13,15 +13,12 @@ from pipelines.intake import EventIntake
 from streams.log.port import EventLog
 from schemas.recognition_rules import RuleSet, default_rules, load_rules
 from streams.processors import build_all
-from streams.sqlite_wal import WalCheckpointer, writer_pragmas
 from streams.topics import all_topics, create_topics
 from streams.views.projector import Projector
 from wanying.settings import Settings
 
 
-def make_engine(url: str, *, background_checkpoints: bool = False) -> Engine:
-    """An engine for ``url``; on SQLite in WAL mode, with checkpoints left to a :class:`WalCheckpointer` (which the
-    caller runs) when ``background_checkpoints``."""
+def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"timeout": 30})
 
@@ -29,8 +26,6 @@ def make_engine(url: str, *, background_checkpoints: bool = False) -> Engine:
         def _wal(dbapi_conn, _record):  # readers never block the projector's writer
             dbapi_conn.execute("PRAGMA journal_mode=WAL")
             dbapi_conn.execute("PRAGMA synchronous=NORMAL")
-            if background_checkpoints:
-                writer_pragmas(dbapi_conn)
 
         return engine
     return sa.create_engine(url, pool_pre_ping=True)
@@ -65,14 +60,7 @@ class Platform:
     @cached_property
     def views_engine(self) -> Engine:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
-        url = self.settings.resolved_views_url()
-        engine = make_engine(url, background_checkpoints=True)
-        database = engine.url.database if engine.dialect.name == "sqlite" else None
-        if database and database != ":memory:":
-            with engine.connect():  # the file exists, in WAL mode, before the checkpointer opens it
-                pass
-            self.on_close(WalCheckpointer(database).close)
-        return engine
+        return make_engine(self.settings.resolved_views_url())
 
     @cached_property
     def rules(self) -> RuleSet:

@@ -2,8 +2,7 @@
 
 Durability: ``synchronous=FULL`` (the default here) fsyncs the WAL at every commit, so an append that returned
 survives a power cut; ``normal`` survives a crash of the process but may lose the last commits on power loss.
-Appends are batched in one transaction, so the fsync cost is paid per batch, not per event. Checkpoints run in a
-background thread (:mod:`streams.sqlite_wal`), not inside an append.
+Appends are batched in one transaction, so the fsync cost is paid per batch, not per event.
 """
 from __future__ import annotations
 
@@ -17,7 +16,6 @@ from typing import Iterable, Iterator, Sequence
 
 from schemas.envelope import Envelope
 from streams.log.port import Consumer, EventLog, LogRecord, Position, partition_for, positions_after
-from streams.sqlite_wal import WalCheckpointer, writer_pragmas
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS topics (topic TEXT PRIMARY KEY, partitions INTEGER NOT NULL);
@@ -46,9 +44,7 @@ class SqliteLog(EventLog):
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={FSYNC[fsync]}")
-        writer_pragmas(self._db)
         self._db.executescript(_SCHEMA)
-        self._checkpointer = WalCheckpointer(self.path)
         # Readers get their own connection: on the writer's, they would see an append before it commits (and
         # after it rolls back). In WAL mode they never block the writer.
         self._reader = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
@@ -180,7 +176,6 @@ class SqliteLog(EventLog):
             self._appended.wait(timeout)
 
     def close(self) -> None:
-        self._checkpointer.close()
         with self._lock, self._read_lock:
             self._db.close()
             self._reader.close()
