@@ -32,6 +32,7 @@ TOPICS = ("person", "directory")
 RING = 5000
 PENDING_LIMIT = 100_000  # records waiting for the views; beyond this the oldest are dropped (clients resync)
 ORDERS_KEPT = 200_000
+HOLDS_PER_ROUND = 500
 
 
 @dataclass(frozen=True)
@@ -185,7 +186,9 @@ class DoctorFeed:
         stored = self.projector.positions()
         ahead = [str(e.event_id) for r, e, _, _ in self._pending  # only decided events can be applied ahead
                  if e.causation_id is not None and stored.get((r.topic, r.partition), 0) <= r.offset]
-        held = self.projector.holds(ahead) if ahead else set()
+        # The oldest ones only: when the views lag, asking about every pending id each round would take the CPU
+        # the runtime needs to catch up.
+        held = self.projector.holds(ahead[:HOLDS_PER_ROUND]) if ahead else set()
         kept: deque = deque()
         while self._pending:
             r, event, kind, doctors = self._pending.popleft()
