@@ -262,13 +262,7 @@ class Kafka:
         pass
 
     def close(self) -> None:
-        if self.worker.poll() is None:
-            self.worker.terminate()
-            try:
-                self.worker.wait(30)
-            except subprocess.TimeoutExpired:
-                self.worker.kill()
-                self.worker.wait()
+        services.stop_process(self.worker, timeout=30)
         self.platform.close()
         self.broker.stop()
 

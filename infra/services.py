@@ -55,13 +55,7 @@ class Broker:
     log_path: Path
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
 
 def start_tansu(workdir: Path, port: int | None = None, storage: str = "memory://tansu/") -> Broker:
@@ -172,14 +166,15 @@ class Moto:
                      aws_secret_access_key="testing", region_name="us-east-1").create_bucket(Bucket=name)
 
     def stop(self) -> None:
-        _stop(self.process)
+        stop_process(self.process)
 
 
-def _stop(proc: subprocess.Popen) -> None:
+def stop_process(proc: subprocess.Popen, timeout: float = 10) -> None:
+    """SIGTERM, then SIGKILL if it has not exited after ``timeout`` seconds."""
     if proc.poll() is None:
         proc.terminate()
         try:
-            proc.wait(10)
+            proc.wait(timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
@@ -207,7 +202,7 @@ class Orthanc:
     process: subprocess.Popen
 
     def stop(self) -> None:
-        _stop(self.process)
+        stop_process(self.process)
 
 
 def start_orthanc(workdir: Path, *, aet: str = "HOSPPACS", modalities: dict[str, list] | None = None,

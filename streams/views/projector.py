@@ -226,6 +226,8 @@ class Projector:
                 state = mine[key] if key in mine else proc.initial()
                 caused.extend(proc.decide(state, event))
                 mine[key] = proc.evolve(state, event)
+            if not caused:
+                continue
             decided.extend(caused)
             # Only events bound for the cause's own partition: their copy follows the cause there, so applying them
             # right after it is the same wherever batches and other partitions' records fall. Others wait for theirs.
