@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -133,6 +134,52 @@ def test_a_batch_applied_twice_is_skipped_by_position(log, projector, story):
             hospital_daily_counts.c.hospital == HF, hospital_daily_counts.c.day == "2026-11-28",
             hospital_daily_counts.c.event_type == "ExamOrdered")).scalar_one()
     assert n == 2
+
+
+def _row_writes(engine, table: str) -> list[tuple[str, int]]:
+    """Record (statement kind, rows) of every INSERT/DELETE on ``table`` from now on."""
+    seen: list[tuple[str, int]] = []
+
+    target = re.compile(rf'^(INSERT INTO|DELETE FROM) "?{table}"? ', re.IGNORECASE)
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def _record(conn, cursor, statement, parameters, context, executemany):
+        if m := target.match(statement):
+            seen.append((m.group(1).split()[0].upper(), len(parameters) if executemany else 1))
+
+    return seen
+
+
+def test_only_the_rows_that_changed_are_written(log, projector, story):
+    """A person's unchanged rows are left alone: rewriting them cost a page per row and index on every event."""
+    b, people = story
+    projector.apply(_all_records(log))
+    before = _history(projector, people["a"])
+    writes = _row_writes(projector.engine, "exam_history")
+    b.order(people["a"], HF, "O3")  # one new exam; the person's three others stay as they are
+    publish(log, b.events[-1:])
+    assert projector.apply(_all_records(log)).applied == 1
+    assert [(k, n) for k, n in writes if k == "INSERT"] == [("INSERT", 1)]
+    assert not [w for w in writes if w[0] == "DELETE"]
+    after = _history(projector, people["a"])
+    assert {k: v for k, v in after.items() if k in before} == before and len(after) == 4
+
+    writes.clear()
+    b.cancel(people["a"], HF, "O3")  # one exam changes: its row alone is replaced
+    publish(log, b.events[-1:])
+    projector.apply(_all_records(log))
+    assert sorted(k for k, _ in writes) == ["DELETE", "INSERT"] and all(n == 1 for _, n in writes)
+    assert _history(projector, people["a"])[f"{HF}:O3"][6] == "cancelled"
+    assert projector.dump() == _rebuilt(log, projector)
+
+
+def _rebuilt(log, projector) -> dict:
+    """The dump of the same processors applied from scratch to a fresh SQLite database."""
+    engine = make_engine("sqlite://")
+    fresh = Projector(engine, projector.processors)
+    fresh.create()
+    fresh.apply(_all_records(log))
+    return fresh.dump()
 
 
 def test_the_same_event_published_twice_is_counted_once(log, projector, story):
