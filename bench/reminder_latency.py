@@ -202,6 +202,9 @@ class Embedded:
             total += self.runner.step(timeout=0.2)
         return total + self.runner.run_until_caught_up()
 
+    def processes(self) -> dict[str, int]:
+        return {"bench": os.getpid()}
+
     def go_live(self) -> None:
         self.runner.batch = self.settings.worker_batch
         self.thread = threading.Thread(target=self.runner.run, args=(self.stop,), name="projector", daemon=True)
@@ -258,6 +261,9 @@ class Kafka:
             time.sleep(0.5)
         sys.exit("the worker did not catch up with the log")
 
+    def processes(self) -> dict[str, int]:
+        return {"broker": self.broker.process.pid, "worker": self.worker.pid, "bench": os.getpid()}
+
     def go_live(self) -> None:
         pass
 
@@ -272,6 +278,12 @@ class Kafka:
 
 def pct(values: list[float], q: float) -> int:
     return round(values[min(len(values) - 1, int(q * len(values)))]) if values else -1
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def load_avg() -> str:
@@ -359,6 +371,8 @@ def _live(runtime, args, items: list, recent: list, run: int = 0) -> None:
             sys.exit(f"the feed handed over {len(signed_in)} of {len(doctors)} sign-ins in 120 s")
         time.sleep(0.05)
     total = int(args.rate * args.seconds)
+    processes = runtime.processes()
+    cpu_start = {name: cpu_seconds(pid) for name, pid in processes.items()}
     start = time.perf_counter()
     n = 0
     while n < total:
@@ -379,6 +393,10 @@ def _live(runtime, args, items: list, recent: list, run: int = 0) -> None:
                 n += 1
         publish(runtime.platform.log, events)
     achieved = total / (time.perf_counter() - start)
+    # Each process's share of one core while the orders went in: on this 2-core machine the broker, the worker and
+    # the bench (sender and feed) share the CPU.
+    cpu = ",".join(f"{name}:{(cpu_seconds(pid) - cpu_start[name]) / (total / achieved) * 100:.0f}%"
+                   for name, pid in processes.items())
     # Then wait for the last answers: until every order has one, or none came for 5 s (an order can have no
     # candidate: the only recent exam elsewhere may be from a hospital whose level the rules do not accept).
     done, quiet = -1, time.perf_counter() + 5
@@ -399,7 +417,7 @@ def _live(runtime, args, items: list, recent: list, run: int = 0) -> None:
           f"duplicate_p50_ms={pct(dup, .5)} duplicate_p99_ms={pct(dup, .99)} "
           f"reminder_p50_ms={pct(rem, .5)} reminder_p99_ms={pct(rem, .99)} "
           f"both_p99_ms={pct(both, .99)} max_ms={round(dup[-1]) if dup else -1} "
-          f"mean_ms={statistics.fmean(dup) if dup else -1:.0f} load={load_avg()}", flush=True)
+          f"mean_ms={statistics.fmean(dup) if dup else -1:.0f} cpu={cpu} load={load_avg()}", flush=True)
     print(f"reminder_latency runtime={runtime.name} p50_ms={pct(dup, .5)} p99_ms={pct(dup, .99)} orders={len(dup)}",
           flush=True)
 
