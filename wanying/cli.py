@@ -73,11 +73,12 @@ def views_rebuild() -> None:
 
 @views_app.command("status")
 def views_status() -> None:
-    """Row counts and how far the views lag behind the log."""
+    """Row counts, how far the views lag behind the log, and why they must be rebuilt (``stale``, if so)."""
     from api.app import _lag
 
     platform = _platform()
-    typer.echo(json.dumps({"rows": platform.projector.count_rows(), "lag": _lag(platform)}))
+    typer.echo(json.dumps({"rows": platform.projector.count_rows(), "lag": _lag(platform),
+                           "stale": platform.projector.stale()}, ensure_ascii=False))
 
 
 @views_app.command("rejects")
@@ -213,6 +214,7 @@ def run(
 
     settings = Settings()
     platform = Platform(settings)
+    _refuse_stale_views(platform)
     tokens_file = settings.resolved_tokens_file()
     if not tokens_file.exists():
         TokenStore.create_dev(tokens_file)
@@ -303,12 +305,24 @@ def _announce_when_serving(server, lines: list[str], timeout: float = 600) -> No
         typer.echo("\n".join(lines))
 
 
+def _refuse_stale_views(platform: Platform) -> None:
+    """Stop with the reason and the fix, not a traceback, when the views were built by other processor versions."""
+    from streams.views.projector import StaleViews
+
+    try:
+        platform.projector.check_current()
+    except StaleViews as exc:
+        typer.echo(f"wanying: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
 @app.command()
 def worker(loglevel: str = typer.Option("info", help="Faust worker log level")) -> None:
     """Run the stream processors without the API until SIGTERM: Faust agents on Kafka, the embedded runner on
     SQLite (per WANYING_LOG_BACKEND)."""
     settings = Settings()
     platform = Platform(settings)
+    _refuse_stale_views(platform)
     if settings.log_backend == "kafka":
         from streams.runtime.faust_app import FaustSettings, create_runtime
 

@@ -29,6 +29,10 @@ class Processor(ABC, Generic[S]):
     name: ClassVar[str]
     handles: ClassVar[frozenset[str]]
     views: ClassVar[tuple[ViewTable, ...]] = ()
+    #: Bump it when the state this processor keeps or the rows it renders change for the same events. The projector
+    #: writes only the rows that differ from those of the stored state, so views built by another version would keep
+    #: stale rows: it refuses to apply to them until they are rebuilt (``wanying views rebuild``).
+    version: ClassVar[int] = 1
 
     def state_key(self, event: Envelope) -> str | None:
         """Which state this event belongs to; ``None`` to ignore it."""

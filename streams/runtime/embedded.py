@@ -28,6 +28,7 @@ GROUP_COMMIT_EVERY = 1.0  # seconds
 class EmbeddedRunner:
     def __init__(self, event_log: EventLog, projector: Projector, topics: Sequence[str], *, batch: int = 1000):
         self.event_log, self.projector, self.topics, self.batch = event_log, projector, list(topics), batch
+        projector.check_current()
         self._commit_due = 0.0
         self._last: dict[tuple[str, int], LogRecord] = {}  # the last applied record per partition, to commit
         self.outbox = OutboxRelay(event_log, projector)

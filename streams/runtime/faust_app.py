@@ -128,6 +128,7 @@ class FaustRuntime:
 
     def __init__(self, settings: FaustSettings, projector: Projector, event_log: EventLog) -> None:
         self.settings, self.projector, self.event_log = settings, projector, event_log
+        projector.check_current()
         self._sql = ThreadPoolExecutor(max_workers=1, thread_name_prefix="projector")
         self.outbox = OutboxRelay(event_log, projector)  # used on the SQL thread only
         self.applied = 0

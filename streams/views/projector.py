@@ -24,7 +24,10 @@ been appended are decided again with the same ids and not appended twice; the vi
 (``wanying views rebuild``).
 
 Speed: a batch costs a fixed number of statements per table, not per record (see :class:`_DriverSql`), and the
-runtimes size batches by what is waiting: large while catching up, a few records when live.
+runtimes size batches by what is waiting: large while catching up, a few records when live. Only the states and
+rows that changed are written (:meth:`Projector._save_states`): every row written costs a page in each index of
+its table, whatever the size of the batch. That needs the stored rows to come from the same code, so views carry
+the version of each processor that built them and the runtimes refuse others (:class:`StaleViews`).
 """
 from __future__ import annotations
 
@@ -88,7 +91,16 @@ rejected_records = sa.Table(
     sa.Column("value", sa.LargeBinary, nullable=False),
 )
 
-BOOKKEEPING = (processor_state, view_positions, outbox, applied_events, rejected_records)
+#: Which version of each processor built these views (see ``Processor.version``).
+processor_versions = sa.Table(
+    "processor_versions",
+    metadata,
+    sa.Column("projector", sa.String(64), primary_key=True),
+    sa.Column("processor", sa.String(64), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+)
+
+BOOKKEEPING = (processor_state, view_positions, outbox, applied_events, rejected_records, processor_versions)
 #: How many generations of decided events one transaction applies (a decided event deciding again); deeper ones
 #: are applied when their copies are read back from the log.
 CASCADE_DEPTH = 4
@@ -97,6 +109,10 @@ _CHUNK = 500  # keys per DELETE ... IN: well under SQLite's 32766 bound paramete
 # which took a third of a live batch's time.
 _decode = msgspec.json.decode
 _encode = msgspec.json.Encoder(order="sorted").encode
+
+
+class StaleViews(RuntimeError):
+    """The views were built by other processor versions than this release's; they must be rebuilt."""
 
 
 @dataclass
@@ -120,7 +136,33 @@ class Projector:
         return [v.table for p in self.processors for v in p.views]
 
     def create(self) -> None:
+        """Create the tables; views that hold nothing yet are stamped with this release's processor versions."""
         metadata.create_all(self.engine, tables=[*self.view_tables(), *BOOKKEEPING])
+        with self.engine.begin() as conn:
+            if conn.execute(sa.select(view_positions.c.topic).where(view_positions.c.projector == self.name)
+                            .limit(1)).first() is None:
+                conn.execute(processor_versions.delete().where(processor_versions.c.projector == self.name))
+                conn.execute(processor_versions.insert(), [
+                    {"projector": self.name, "processor": p.name, "version": p.version} for p in self.processors])
+
+    def stale(self) -> list[str]:
+        """Why these views cannot be applied to by this release (empty when they can)."""
+        with self.engine.connect() as conn:
+            built = dict(conn.execute(sa.select(processor_versions.c.processor, processor_versions.c.version)
+                                      .where(processor_versions.c.projector == self.name)).all())
+        out = []
+        for p in self.processors:
+            if p.name not in built:
+                out.append(f"{p.name}: not built into these views")
+            elif built[p.name] != p.version:
+                out.append(f"{p.name}: built by version {built[p.name]}, this release has {p.version}")
+        return out
+
+    def check_current(self) -> None:
+        """Refuse views built by other processor versions: applying to them would leave stale rows."""
+        if problems := self.stale():
+            raise StaleViews("the views were built by other processor versions (" + "; ".join(problems)
+                             + "): stop the runtime and run `wanying views rebuild`")
 
     def drop(self) -> None:
         """Drop every view and the bookkeeping, so a replay from offset 0 rebuilds them."""

@@ -17,7 +17,7 @@ from streams.processors.daily_counts import hospital_daily_counts
 from streams.processors.history import exam_history, person_links
 from streams.runtime.embedded import EmbeddedRunner
 from streams.topics import all_topics, create_topics, publish
-from streams.views.projector import Projector, processor_state
+from streams.views.projector import Projector, StaleViews, processor_state
 from tests.unit.exam_stream import HF, WH, StreamBuilder, realistic_stream
 from wanying.settings import Settings
 from wanying.wiring import Platform, make_engine
@@ -267,7 +267,52 @@ def test_views_status_on_an_empty_data_dir(tmp_path):
     assert status["lag"] == 0
     assert {"exam_history", "person_links", "hospital_daily_counts"} <= set(status["rows"])
     assert set(status["rows"].values()) == {0}
+    assert status["stale"] == []
     assert len(status["rows"]) == len(Projector(make_engine("sqlite://"), [p() for p in ALL]).view_tables())
+
+
+def test_views_built_by_another_processor_version_are_refused_until_rebuilt(tmp_path, log, story):
+    """Rows are written as the difference from the stored state's rows, so views built by another version of a
+    processor (or without it) would keep stale rows: the runtimes refuse them, and a rebuild clears that."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'versions.sqlite'}")
+    built = Projector(engine, [p() for p in CORE])
+    built.create()
+    EmbeddedRunner(log, built, all_topics()).run_until_caught_up()
+
+    class ExamHistoryV2(ExamHistory):
+        version = 2
+
+    newer = Projector(engine, [ExamHistoryV2(), HospitalDailyCounts()])
+    newer.create()  # creating the tables again does not restamp views that hold data
+    assert newer.stale() == ["exam_history: built by version 1, this release has 2"]
+    with pytest.raises(StaleViews, match="wanying views rebuild"):
+        EmbeddedRunner(log, newer, all_topics())
+    more = Projector(engine, [p() for p in CORE] + [OpenedReminder()])
+    assert more.stale() == ["opened_reminder: not built into these views"]
+
+    newer.drop()  # what `wanying views rebuild` does
+    newer.create()
+    assert newer.stale() == []
+    assert EmbeddedRunner(log, newer, all_topics()).run_until_caught_up() == 19
+    assert built.stale() == ["exam_history: built by version 2, this release has 1"]
+    engine.dispose()
+
+
+def test_the_worker_stops_with_the_fix_on_stale_views(tmp_path):
+    env = {**os.environ, "WANYING_DATA_DIR": str(tmp_path / "d"), "PYTHONPATH": str(REPO)}
+    platform = Platform(Settings(data_dir=tmp_path / "d"))
+    b = StreamBuilder()
+    realistic_stream(b)
+    publish(platform.log, b.events)
+    platform.runner().run_until_caught_up()
+    with platform.projector.engine.begin() as conn:  # as if built by a release with another recognition processor
+        conn.exec_driver_sql("UPDATE processor_versions SET version = 0 WHERE processor = 'recognition'")
+    platform.close()
+    done = subprocess.run([sys.executable, "-m", "wanying.cli", "worker"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120, env=env)
+    assert done.returncode == 2
+    assert "recognition: built by version 0" in done.stderr and "wanying views rebuild" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 class OpenedReminder(ExamHistory.__mro__[1]):  # a bare Processor: state only, no view tables
