@@ -31,9 +31,6 @@ from streams.log.kafka import KafkaLog  # noqa: E402
 from streams.log.port import Position  # noqa: E402
 from streams.topics import create_topics, publish  # noqa: E402
 
-sys.path.insert(0, str(REPO / "bench"))
-from reminder_latency import cpu_seconds  # noqa: E402
-
 HOSPITAL = "AH-HF-001"
 
 
@@ -70,7 +67,7 @@ def measure(records: int, seconds: float, rate: float) -> None:
         tailer.start()
         time.sleep(8)  # the consumer's group join takes seconds on Tansu
         pid = broker.process.pid
-        cpu0, t0, appends = cpu_seconds(pid), time.perf_counter(), 0
+        cpu0, t0, appends = services.cpu_seconds(pid), time.perf_counter(), 0
         while time.perf_counter() - t0 < seconds:
             publish(log, opened(f"live{appends}", 3))
             appends += 1
@@ -78,7 +75,7 @@ def measure(records: int, seconds: float, rate: float) -> None:
             if pause > 0:
                 time.sleep(pause)
         elapsed = time.perf_counter() - t0
-        cpu = (cpu_seconds(pid) - cpu0) / elapsed * 100
+        cpu = (services.cpu_seconds(pid) - cpu0) / elapsed * 100
         stop.set()
         tailer.join()
         log.close()

@@ -280,12 +280,6 @@ def pct(values: list[float], q: float) -> int:
     return round(values[min(len(values) - 1, int(q * len(values)))]) if values else -1
 
 
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a process so far (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def load_avg() -> str:
     return "/".join(f"{x:.1f}" for x in os.getloadavg())
 
@@ -372,7 +366,7 @@ def _live(runtime, args, items: list, recent: list, run: int = 0) -> None:
         time.sleep(0.05)
     total = int(args.rate * args.seconds)
     processes = runtime.processes()
-    cpu_start = {name: cpu_seconds(pid) for name, pid in processes.items()}
+    cpu_start = {name: services.cpu_seconds(pid) for name, pid in processes.items()}
     start = time.perf_counter()
     n = 0
     while n < total:
@@ -392,10 +386,11 @@ def _live(runtime, args, items: list, recent: list, run: int = 0) -> None:
                 events += order
                 n += 1
         publish(runtime.platform.log, events)
-    achieved = total / (time.perf_counter() - start)
+    elapsed = time.perf_counter() - start
+    achieved = total / elapsed
     # Each process's share of one core while the orders went in: on this 2-core machine the broker, the worker and
     # the bench (sender and feed) share the CPU.
-    cpu = ",".join(f"{name}:{(cpu_seconds(pid) - cpu_start[name]) / (total / achieved) * 100:.0f}%"
+    cpu = ",".join(f"{name}:{(services.cpu_seconds(pid) - cpu_start[name]) / elapsed * 100:.0f}%"
                    for name, pid in processes.items())
     # Then wait for the last answers: until every order has one, or none came for 5 s (an order can have no
     # candidate: the only recent exam elsewhere may be from a hospital whose level the rules do not accept).

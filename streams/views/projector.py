@@ -316,25 +316,27 @@ class Projector:
         if not proc.views:  # a decider with state only
             return
         tables = {v.table.name: v.table for v in proc.views}
+        primary_keys = {name: tuple(c.name for c in t.primary_key.columns) for name, t in tables.items()}
         deletes: dict[str, list[tuple]] = {}
         inserts: dict[str, list[dict[str, Any]]] = {}
         for key in changed:
             new = proc.rows(key, states[key])
             old = proc.rows(key, _decode(stored[key])) if key in stored else {}
             for name in new.keys() | old.keys():
-                pk = _primary_key(tables[name])
+                pk = primary_keys[name]
                 before = {tuple(r[c] for c in pk): r for r in old.get(name, ())}
                 for row in new.get(name, ()):
-                    was = before.pop(tuple(row[c] for c in pk), None)
+                    row_key = tuple(row[c] for c in pk)
+                    was = before.pop(row_key, None)
                     if was == row:
                         continue
                     if was is not None:
-                        deletes.setdefault(name, []).append(tuple(row[c] for c in pk))
+                        deletes.setdefault(name, []).append(row_key)
                     inserts.setdefault(name, []).append(row)
                 deletes.setdefault(name, []).extend(before)
         for name, keys in deletes.items():
             if keys:
-                self._sql.delete_keys(conn, tables[name], _primary_key(tables[name]), keys)
+                self._sql.delete_keys(conn, tables[name], primary_keys[name], keys)
         for name, rows in inserts.items():
             by_columns: dict[tuple[str, ...], list[tuple]] = {}
             for row in rows:
@@ -391,10 +393,6 @@ class Projector:
         with self.engine.connect() as conn:
             return {t.name: conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
                     for t in self.view_tables()}
-
-
-def _primary_key(table: sa.Table) -> tuple[str, ...]:
-    return tuple(c.name for c in table.primary_key.columns)
 
 
 class _DriverSql:

@@ -13,16 +13,20 @@ REQUIRED = ("append_eps", "consume_eps", "ceiling_append_eps")
 LINE = re.compile(r"^log_throughput backend=(?P<backend>sqlite|kafka)(?P<fields>( [a-z_]+=\d+)+)$")
 
 
+def _bench(script: str, *args: str, timeout: float = 300) -> str:
+    """Run ``bench/<script>`` with ``args``; its standard output, once it has exited with status 0."""
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / script), *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 @pytest.mark.kafka
 @pytest.mark.slow
 def test_log_throughput_prints_one_line_per_backend():
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "log_throughput.py"), "--events", "2000", "--repeat", "1"],
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
-    )
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.strip().splitlines()
-    assert [LINE.match(line)["backend"] for line in lines] == ["sqlite", "kafka"], done.stdout
+    out = _bench("log_throughput.py", "--events", "2000", "--repeat", "1")
+    lines = out.strip().splitlines()
+    assert [LINE.match(line)["backend"] for line in lines] == ["sqlite", "kafka"], out
     for line in lines:
         m = LINE.match(line)
         names = [f.split("=")[0] for f in m["fields"].split()]
@@ -36,31 +40,23 @@ def test_log_throughput_prints_one_line_per_backend():
 @pytest.mark.kafka
 @pytest.mark.slow
 def test_broker_scaling_prints_one_line_per_history_size():
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "broker_scaling.py"), "--records", "0,3000", "--seconds", "2"],
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
-    )
-    assert done.returncode == 0, done.stderr
+    out = _bench("broker_scaling.py", "--records", "0,3000", "--seconds", "2")
     line = re.compile(r"^broker_scaling records=(\d+) appends_per_s=(\d+) events_per_s=(\d+) broker_cpu=(\d+)%$")
-    rows = [line.match(x) for x in done.stdout.strip().splitlines()]
-    assert all(rows) and [int(m[1]) for m in rows] == [0, 3000], done.stdout
+    rows = [line.match(x) for x in out.strip().splitlines()]
+    assert all(rows) and [int(m[1]) for m in rows] == [0, 3000], out
     assert all(abs(int(m[3]) - 3 * int(m[2])) <= 2 for m in rows)  # three events per append, rounded
 
 
 @pytest.mark.kafka
 @pytest.mark.slow
 def test_reminder_latency_prints_its_line_on_both_runtimes():
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "reminder_latency.py"), "--runtime", "both", "--exams", "2000",
-         "--seconds", "2", "--rate", "50"],
-        capture_output=True, text=True, timeout=600, cwd=ROOT,
-    )
-    assert done.returncode == 0, done.stderr
+    out = _bench("reminder_latency.py", "--runtime", "both", "--exams", "2000", "--seconds", "2", "--rate", "50",
+                 timeout=600)
     line = re.compile(r"^reminder_latency runtime=(embedded|kafka) p50_ms=(\d+) p99_ms=(\d+) orders=(\d+)$")
-    rows = [m for x in done.stdout.splitlines() if (m := line.match(x))]
-    assert [m[1] for m in rows] == ["embedded", "kafka"], done.stdout
+    rows = [m for x in out.splitlines() if (m := line.match(x))]
+    assert [m[1] for m in rows] == ["embedded", "kafka"], out
     for m in rows:
         assert int(m[4]) > 50  # most of the 100 orders find a recent exam elsewhere
         assert int(m[2]) <= int(m[3])
-    live = [x for x in done.stdout.splitlines() if x.startswith("live runtime=kafka")]
-    assert len(live) == 1 and re.search(r" cpu=broker:\d+%,worker:\d+%,bench:\d+% ", live[0]), done.stdout
+    live = [x for x in out.splitlines() if x.startswith("live runtime=kafka")]
+    assert len(live) == 1 and re.search(r" cpu=broker:\d+%,worker:\d+%,bench:\d+% ", live[0]), out
